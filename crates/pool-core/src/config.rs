@@ -1,0 +1,101 @@
+//! Every setting of a pool, as one plain struct.
+
+use std::time::Duration;
+
+/// The order in which idle objects are handed out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum QueueMode {
+    /// Last in, first out (the default): the most recently returned object is reused, so a
+    /// few objects stay warm and the surplus ages out through `idle_timeout`.
+    #[default]
+    Lifo,
+    /// First in, first out: load is spread evenly over every idle object.
+    Fifo,
+}
+
+/// All the settings of a [`Pool`](crate::Pool), with [`Default`] values.
+///
+/// The [`PoolBuilder`](crate::PoolBuilder) setters write these fields; pass a whole struct
+/// with [`PoolBuilder::config`](crate::PoolBuilder::config), e.g. one read from a file.
+/// `None` means "off" for every optional setting.
+///
+/// # Example
+///
+/// ```
+/// use pool_core::{PoolConfig, QueueMode};
+/// use std::time::Duration;
+///
+/// let config = PoolConfig {
+///     max_size: 32,
+///     wait_timeout: Some(Duration::from_secs(5)),
+///     queue_mode: QueueMode::Fifo,
+///     ..PoolConfig::default()
+/// };
+/// assert_eq!(config.max_concurrent_creates, 4);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// The most objects the pool holds or has handed out at once (default 10).
+    pub max_size: usize,
+    /// How many idle objects to keep ready, within `max_size` (default 0).
+    pub min_idle: usize,
+    /// The most callers allowed to wait at once; more get
+    /// [`PoolError::Exhausted`](crate::PoolError::Exhausted) (default: unbounded).
+    pub max_waiting: Option<usize>,
+    /// One deadline for a whole `get`: waiting, creating, recycling and checking (default:
+    /// none). With a deadline, failed creates are retried until it passes.
+    pub wait_timeout: Option<Duration>,
+    /// Bounds each call to [`Manager::create`](crate::Manager::create) (default: none).
+    pub create_timeout: Option<Duration>,
+    /// Bounds each call to [`Manager::recycle`](crate::Manager::recycle) and
+    /// [`Manager::health_check`](crate::Manager::health_check) (default: none).
+    pub recycle_timeout: Option<Duration>,
+    /// Idle objects unused for longer are destroyed, keeping `min_idle` (default: none).
+    pub idle_timeout: Option<Duration>,
+    /// The longest an object may live; each object's own limit is shortened by a random
+    /// 0-5% so objects created together do not expire together (default: none).
+    pub max_lifetime: Option<Duration>,
+    /// How many times an object may be handed out before it is destroyed (default: none).
+    pub max_uses: Option<u64>,
+    /// Objects idle for longer than this are health-checked at checkout (default: none, so
+    /// checkouts never run [`Manager::health_check`](crate::Manager::health_check)).
+    pub health_check_after: Option<Duration>,
+    /// How often idle objects are health-checked in the background (default: none).
+    pub health_check_interval: Option<Duration>,
+    /// The most creates in flight at once (default 4).
+    pub max_concurrent_creates: usize,
+    /// An object held longer than this is reported as a possible leak (default: none).
+    pub leak_threshold: Option<Duration>,
+    /// Which idle object is handed out next (default [`QueueMode::Lifo`]).
+    pub queue_mode: QueueMode,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_size: 10,
+            min_idle: 0,
+            max_waiting: None,
+            wait_timeout: None,
+            create_timeout: None,
+            recycle_timeout: None,
+            idle_timeout: None,
+            max_lifetime: None,
+            max_uses: None,
+            health_check_after: None,
+            health_check_interval: None,
+            max_concurrent_creates: 4,
+            leak_threshold: None,
+            queue_mode: QueueMode::Lifo,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// Whether returning an object must stamp `last_used` (a clock read).
+    pub(crate) fn tracks_last_used(&self) -> bool {
+        self.idle_timeout.is_some()
+            || self.health_check_after.is_some()
+            || self.health_check_interval.is_some()
+    }
+}

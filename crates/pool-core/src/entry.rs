@@ -1,0 +1,22 @@
+//! An object together with the pool's private bookkeeping for it.
+
+use tokio::time::Instant;
+
+use crate::meta::ObjectMeta;
+
+/// One pooled object: what the user sees plus what only the pool needs.
+pub(crate) struct Entry<T> {
+    pub(crate) object: T,
+    pub(crate) meta: ObjectMeta,
+    /// Set only when `max_lifetime` is configured: the object's own, jittered deadline.
+    pub(crate) expires_at: Option<Instant>,
+    /// The pool's eviction epoch when the object joined; an older epoch means `evict_all`
+    /// ran while it was out.
+    pub(crate) epoch: u64,
+}
+
+impl<T> Entry<T> {
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}

@@ -1,0 +1,113 @@
+//! The errors a pool reports.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Which phase of a [`get`](crate::Pool::get) was running when its time ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeoutKind {
+    /// Waiting for an object to come back or for a free slot.
+    Wait,
+    /// Creating a new object (the caller's deadline, or `create_timeout`).
+    Create,
+    /// Recycling or health-checking an idle object.
+    Recycle,
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Wait => "waiting for an object",
+            TimeoutKind::Create => "creating an object",
+            TimeoutKind::Recycle => "recycling an object",
+        })
+    }
+}
+
+/// Why a [`get`](crate::Pool::get) failed.
+///
+/// # Example
+///
+/// ```
+/// # use pool_core::{Manager, Pool, PoolError};
+/// # struct M;
+/// # impl Manager for M {
+/// #     type Object = ();
+/// #     type Error = std::io::Error;
+/// #     async fn create(&self) -> Result<(), Self::Error> { Err(std::io::Error::other("refused")) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pool = Pool::builder(M).build().unwrap();
+/// match pool.get().await {
+///     Err(PoolError::Backend(e)) => assert_eq!(e.to_string(), "refused"),
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError<E> {
+    /// The caller's deadline (`wait_timeout` or [`get_timeout`](crate::Pool::get_timeout)) or
+    /// `create_timeout` passed.
+    #[error("timed out {kind}{}", last_error_suffix(last_error.as_deref()))]
+    Timeout {
+        /// The phase the caller was in.
+        kind: TimeoutKind,
+        /// The caller's own latest create or recycle failure, else the pool's latest create
+        /// failure since its last successful create: a timeout never hides why.
+        #[source]
+        last_error: Option<Arc<E>>,
+    },
+    /// The manager failed to create an object for this caller.
+    #[error("backend error: {0}")]
+    Backend(#[source] E),
+    /// The pool was closed.
+    #[error("the pool is closed")]
+    Closed,
+    /// No object could be had without waiting ([`try_get`](crate::Pool::try_get)), or
+    /// `max_waiting` callers already wait.
+    #[error("the pool is exhausted: every object is in use and no caller may wait")]
+    Exhausted,
+}
+
+fn last_error_suffix<E: fmt::Display>(error: Option<&E>) -> String {
+    error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
+}
+
+/// A pool setting was refused by [`PoolBuilder::build`](crate::PoolBuilder::build) or
+/// [`Pool::resize`](crate::Pool::resize); the message names the setting.
+///
+/// # Example
+///
+/// ```
+/// # use pool_core::{Manager, Pool};
+/// # struct M;
+/// # impl Manager for M {
+/// #     type Object = ();
+/// #     type Error = std::convert::Infallible;
+/// #     async fn create(&self) -> Result<(), Self::Error> { Ok(()) }
+/// # }
+/// let err = Pool::builder(M).max_size(0).build().unwrap_err();
+/// assert_eq!(err.field(), "max_size");
+/// assert_eq!(err.to_string(), "invalid pool setting `max_size`: must be at least 1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid pool setting `{field}`: {problem}")]
+pub struct BuildError {
+    field: &'static str,
+    problem: String,
+}
+
+impl BuildError {
+    pub(crate) fn new(field: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            field,
+            problem: problem.into(),
+        }
+    }
+
+    /// The name of the refused setting, as spelled in [`PoolConfig`](crate::PoolConfig).
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}

@@ -1,0 +1,129 @@
+//! Counters of what a pool has done since it was built.
+
+use std::time::Duration;
+
+/// Counters since the pool was built, as a snapshot from [`Pool::metrics`](crate::Pool::metrics).
+///
+/// `created == destroyed + taken + size` holds whenever no destroy is pending accounting,
+/// which the pool guarantees at every snapshot.
+///
+/// # Example
+///
+/// ```
+/// # use pool_core::{Manager, Pool};
+/// # struct M;
+/// # impl Manager for M {
+/// #     type Object = ();
+/// #     type Error = std::convert::Infallible;
+/// #     async fn create(&self) -> Result<(), Self::Error> { Ok(()) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pool = Pool::builder(M).build().unwrap();
+/// drop(pool.get().await.unwrap());
+/// drop(pool.get().await.unwrap());
+/// let metrics = pool.metrics();
+/// assert_eq!((metrics.created, metrics.recycled), (1, 1));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Metrics {
+    /// Objects created.
+    pub created: u64,
+    /// Objects destroyed, for any reason (the sum of `destroyed_by`).
+    pub destroyed: u64,
+    /// Objects given away for good with [`Object::take`](crate::Object::take).
+    pub taken: u64,
+    /// Idle objects handed out again after [`Manager::recycle`](crate::Manager::recycle)
+    /// (counted when the recycle starts, taken back if it fails).
+    pub recycled: u64,
+    /// Recycles that failed or timed out.
+    pub recycle_failures: u64,
+    /// Health checks that failed or timed out.
+    pub health_check_failures: u64,
+    /// Creates that failed or timed out.
+    pub create_failures: u64,
+    /// `get` calls that ended in [`PoolError::Timeout`](crate::PoolError::Timeout).
+    pub timeouts: u64,
+    /// `get` calls that had to queue for an object.
+    pub waits: u64,
+    /// Total time callers spent queued.
+    pub wait_time: Duration,
+    /// `destroyed` broken down by reason.
+    pub destroyed_by: DestroyedBy,
+}
+
+/// Destroyed objects by the reason they were destroyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DestroyedBy {
+    /// [`Manager::is_broken`](crate::Manager::is_broken) said so (or panicked), or the
+    /// object was dropped while its thread panicked.
+    pub broken: u64,
+    /// [`Manager::recycle`](crate::Manager::recycle) failed or timed out.
+    pub recycle_failed: u64,
+    /// [`Manager::health_check`](crate::Manager::health_check) failed or timed out.
+    pub health_check_failed: u64,
+    /// Idle for longer than `idle_timeout`.
+    pub idle_timeout: u64,
+    /// Lived longer than its `max_lifetime`.
+    pub lifetime: u64,
+    /// Handed out `max_uses` times.
+    pub max_uses: u64,
+    /// Removed by [`Pool::evict_all`](crate::Pool::evict_all) or by shrinking the pool.
+    pub evicted: u64,
+    /// The pool was closed.
+    pub closed: u64,
+    /// Refused by the predicate of [`Pool::retain`](crate::Pool::retain).
+    pub retained_out: u64,
+    /// A `get` was cancelled, or panicked, while recycling or checking the object, so it
+    /// could not be trusted.
+    pub abandoned: u64,
+}
+
+/// Why an object is being destroyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DestroyReason {
+    Broken,
+    RecycleFailed,
+    HealthCheckFailed,
+    // Used by background maintenance.
+    #[allow(dead_code)]
+    IdleTimeout,
+    Lifetime,
+    MaxUses,
+    Evicted,
+    Closed,
+    RetainedOut,
+    Abandoned,
+}
+
+impl DestroyedBy {
+    pub(crate) fn count(&mut self, reason: DestroyReason) {
+        let counter = match reason {
+            DestroyReason::Broken => &mut self.broken,
+            DestroyReason::RecycleFailed => &mut self.recycle_failed,
+            DestroyReason::HealthCheckFailed => &mut self.health_check_failed,
+            DestroyReason::IdleTimeout => &mut self.idle_timeout,
+            DestroyReason::Lifetime => &mut self.lifetime,
+            DestroyReason::MaxUses => &mut self.max_uses,
+            DestroyReason::Evicted => &mut self.evicted,
+            DestroyReason::Closed => &mut self.closed,
+            DestroyReason::RetainedOut => &mut self.retained_out,
+            DestroyReason::Abandoned => &mut self.abandoned,
+        };
+        *counter += 1;
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.broken
+            + self.recycle_failed
+            + self.health_check_failed
+            + self.idle_timeout
+            + self.lifetime
+            + self.max_uses
+            + self.evicted
+            + self.closed
+            + self.retained_out
+            + self.abandoned
+    }
+}

@@ -1,0 +1,256 @@
+//! The pool handle users hold.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::acquire::{Mode, Progress};
+use crate::builder::PoolBuilder;
+use crate::error::{BuildError, PoolError};
+use crate::manager::Manager;
+use crate::meta::ObjectMeta;
+use crate::metrics::{DestroyReason, Metrics};
+use crate::object::Object;
+use crate::shared::Shared;
+use crate::shutdown::{self, ShutdownReport};
+use crate::state::AfterUnlock;
+use crate::status::Status;
+
+/// An async pool of objects made by a [`Manager`].
+///
+/// `Pool` is a cheap handle: clone it to share the pool between tasks. Dropping the last
+/// handle closes the pool (like [`close`](Pool::close)); objects still checked out are
+/// destroyed as they come back.
+///
+/// # Example
+///
+/// ```
+/// use pool_core::{Manager, Pool, PoolError};
+/// use std::time::Duration;
+///
+/// struct Conns;
+/// impl Manager for Conns {
+///     type Object = u32;
+///     type Error = std::io::Error;
+///     async fn create(&self) -> Result<u32, std::io::Error> {
+///         Ok(42)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = Pool::builder(Conns)
+///     .max_size(2)
+///     .wait_timeout(Duration::from_secs(5))
+///     .build()?;
+/// let a = pool.get().await?;
+/// let b = pool.get().await?;
+/// assert!(matches!(pool.try_get().await, Err(PoolError::Exhausted)));
+/// drop(a);
+/// let c = pool.try_get().await?; // reuses `a`'s object
+/// assert_eq!(*c + *b, 84);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Pool<M: Manager> {
+    shared: Arc<Shared<M>>,
+}
+
+impl<M: Manager> Pool<M> {
+    /// Starts configuring a pool of objects made by `manager`.
+    pub fn builder(manager: M) -> PoolBuilder<M> {
+        PoolBuilder::new(manager)
+    }
+
+    pub(crate) fn from_shared(shared: Shared<M>) -> Self {
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Gets an object, waiting for one if all are in use.
+    ///
+    /// The whole call (waiting, creating, recycling, checking) is bounded by
+    /// `wait_timeout` when it is set; failed creates are then retried until the deadline,
+    /// and a caller whose deadline passes gets [`PoolError::Timeout`] with the latest
+    /// failure. Without a deadline, a failed create is returned at once as
+    /// [`PoolError::Backend`]. Waiters are served first come, first served.
+    ///
+    /// Cancel-safe: dropping the future at any point leaks no slot and no object.
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
+        self.get_within(self.shared.config.wait_timeout, Mode::Wait)
+    }
+
+    /// Like [`get`](Pool::get), with `timeout` as the deadline instead of `wait_timeout`.
+    #[track_caller]
+    pub fn get_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
+        self.get_within(Some(timeout), Mode::Wait)
+    }
+
+    /// Gets an object without queueing behind other callers: an idle one (recycled), or a
+    /// new one if there is room; otherwise [`PoolError::Exhausted`] at once. A failed
+    /// create is returned as [`PoolError::Backend`], not retried.
+    #[track_caller]
+    pub fn try_get(
+        &self,
+    ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
+        self.get_within(None, Mode::Try)
+    }
+
+    async fn get_within(
+        &self,
+        timeout: Option<Duration>,
+        mode: Mode,
+    ) -> Result<Object<M>, PoolError<M::Error>> {
+        let shared = &self.shared;
+        shared.capture_runtime();
+        let mut progress = Progress::new();
+        match timeout {
+            None => shared.acquire(mode, false, &mut progress).await,
+            Some(limit) => {
+                let attempt = shared.acquire(mode, true, &mut progress);
+                match tokio::time::timeout_at(Instant::now() + limit, attempt).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(shared.timed_out(&mut progress)),
+                }
+            }
+        }
+    }
+
+    /// A consistent snapshot of the pool's occupancy.
+    pub fn status(&self) -> Status {
+        self.shared.lock().status()
+    }
+
+    /// Counters of what the pool has done since it was built.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.lock().metrics()
+    }
+
+    /// The manager this pool was built with.
+    pub fn manager(&self) -> &M {
+        &self.shared.manager
+    }
+
+    /// Changes `max_size`. Growing serves waiting callers at once; shrinking destroys
+    /// surplus idle objects now and surplus checked-out ones as they come back. Zero is
+    /// refused.
+    pub fn resize(&self, max_size: usize) -> Result<(), BuildError> {
+        if max_size == 0 {
+            return Err(BuildError::new("max_size", "must be at least 1"));
+        }
+        let mut after = AfterUnlock::new();
+        {
+            let mut state = self.shared.lock();
+            state.max_size = max_size;
+            state.grant_free_slots(&mut after);
+            while state.size > state.max_size {
+                let Some(entry) = state.idle.pop_front() else {
+                    break;
+                };
+                state.retire(entry.object, DestroyReason::Evicted, &mut after);
+            }
+        }
+        self.shared.finish(after);
+        Ok(())
+    }
+
+    /// Keeps only the idle objects for which `keep` returns `true`; the others are
+    /// destroyed. Checked-out objects are not visited. If `keep` panics, the object it was
+    /// looking at is kept and the panic resumes once the pool is consistent again.
+    pub fn retain(&self, mut keep: impl FnMut(&M::Object, &ObjectMeta) -> bool) {
+        let mut after = AfterUnlock::new();
+        let mut panic = None;
+        {
+            let mut state = self.shared.lock();
+            let idle = std::mem::take(&mut state.idle);
+            for entry in idle {
+                let verdict = if panic.is_none() {
+                    catch_unwind(AssertUnwindSafe(|| keep(&entry.object, &entry.meta)))
+                } else {
+                    Ok(true)
+                };
+                match verdict {
+                    Ok(true) => state.idle.push_back(entry),
+                    Ok(false) => state.retire(entry.object, DestroyReason::RetainedOut, &mut after),
+                    Err(payload) => {
+                        panic = Some(payload);
+                        state.idle.push_back(entry);
+                    }
+                }
+            }
+        }
+        self.shared.finish(after);
+        if let Some(payload) = panic {
+            resume_unwind(payload);
+        }
+    }
+
+    /// Destroys every idle object now, and every checked-out object when it comes back.
+    /// Objects created afterwards are kept as usual.
+    pub fn evict_all(&self) {
+        let mut after = AfterUnlock::new();
+        {
+            let mut state = self.shared.lock();
+            state.epoch += 1;
+            while let Some(entry) = state.idle.pop_front() {
+                state.retire(entry.object, DestroyReason::Evicted, &mut after);
+            }
+        }
+        self.shared.finish(after);
+    }
+
+    /// Closes the pool: no new checkouts, waiting callers get [`PoolError::Closed`], idle
+    /// objects are destroyed now and checked-out ones when they come back. Idempotent.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Whether the pool is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().closed
+    }
+
+    /// Closes the pool, waits up to `grace` for checked-out objects to come back and for
+    /// every `destroy` to finish, and reports what was still out or still being destroyed.
+    ///
+    /// A hung `destroy` cannot hang shutdown: it returns once `grace` has passed.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        self.close();
+        shutdown::drain(&self.shared, grace).await
+    }
+}
+
+impl<M: Manager> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<M: Manager> Drop for Pool<M> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.close();
+        }
+    }
+}
+
+impl<M: Manager> fmt::Debug for Pool<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,65 @@
+//! Draining a closed pool.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::manager::Manager;
+use crate::shared::Shared;
+
+/// What [`Pool::shutdown`](crate::Pool::shutdown) left behind when it returned.
+///
+/// # Example
+///
+/// ```
+/// # use pool_core::{Manager, Pool};
+/// # use std::time::Duration;
+/// # struct M;
+/// # impl Manager for M {
+/// #     type Object = ();
+/// #     type Error = std::convert::Infallible;
+/// #     async fn create(&self) -> Result<(), Self::Error> { Ok(()) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pool = Pool::builder(M).build().unwrap();
+/// drop(pool.get().await.unwrap());
+/// let report = pool.shutdown(Duration::from_secs(1)).await;
+/// assert!(report.is_clean());
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownReport {
+    /// Objects still checked out (or being created) when the grace period ended; each is
+    /// destroyed when it comes back.
+    pub still_out: usize,
+    /// `destroy` hooks still running when the grace period ended.
+    pub still_destroying: usize,
+}
+
+impl ShutdownReport {
+    /// Whether everything came back and was destroyed in time.
+    pub fn is_clean(&self) -> bool {
+        self.still_out == 0 && self.still_destroying == 0
+    }
+}
+
+/// Waits until a closed pool has nothing out and nothing being destroyed, or `grace` ends.
+pub(crate) async fn drain<M: Manager>(shared: &Arc<Shared<M>>, grace: Duration) -> ShutdownReport {
+    let deadline = Instant::now() + grace;
+    loop {
+        // Registered before reading, so a change in between still wakes us.
+        let mut changed = pin!(shared.drained.notified());
+        changed.as_mut().enable();
+        let report = ShutdownReport {
+            still_out: shared.lock().size,
+            still_destroying: shared.destroys_in_flight(),
+        };
+        if report.is_clean() || Instant::now() >= deadline {
+            return report;
+        }
+        let _ = tokio::time::timeout_at(deadline, changed).await;
+    }
+}
