@@ -31,7 +31,10 @@ impl Manager for FakeDb {
     }
 
     async fn recycle(&self, conn: &mut Conn, meta: &ObjectMeta) -> Result<(), std::io::Error> {
-        println!("  recycle  -> connection #{} (use {})", conn.id, meta.times_used);
+        println!(
+            "  recycle  -> connection #{} (use {})",
+            conn.id, meta.times_used
+        );
         Ok(())
     }
 

@@ -43,7 +43,7 @@ impl<E> Progress<E> {
 
 /// What the first step found.
 enum Found<T> {
-    Idle(Entry<T>),
+    Idle(Box<Entry<T>>),
     /// A slot reserved for this caller to create in.
     CreateSlot,
 }
@@ -62,24 +62,89 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(10);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 impl<M: Manager> Shared<M> {
-    /// Gets an object; `has_deadline` means an outer timeout bounds this future, so failed
+    /// A whole `get`. The common case (an idle object, recycled) runs inline in a small
+    /// future; creating and retrying, which are rare and slow anyway, run boxed so their
+    /// state does not bloat every `get` future.
+    pub(crate) async fn get(
+        self: &Arc<Self>,
+        timeout: Option<Duration>,
+        mode: Mode,
+    ) -> Result<Object<M>, PoolError<M::Error>> {
+        self.capture_runtime();
+        let deadline = timeout.map(|limit| Instant::now() + limit);
+        let mut progress = Progress::new();
+        loop {
+            progress.phase = TimeoutKind::Wait;
+            let find = FindOrQueue {
+                shared: self,
+                mode,
+                waiting: None,
+            };
+            let found = match deadline {
+                None => find.await,
+                Some(deadline) => match tokio::time::timeout_at(deadline, find).await {
+                    Ok(found) => found,
+                    Err(_) => return Err(self.timed_out(&mut progress)),
+                },
+            }?;
+            let entry = match found {
+                Found::Idle(entry) => entry,
+                Found::CreateSlot => {
+                    return Box::pin(self.create_then_retry(mode, deadline, progress)).await;
+                }
+            };
+            progress.phase = TimeoutKind::Recycle;
+            match self.ready_idle(entry, deadline, &mut progress).await {
+                Ready::Object(object) => return Ok(object),
+                Ready::Rejected => {}
+                Ready::DeadlinePassed => return Err(self.timed_out(&mut progress)),
+            }
+        }
+    }
+
+    /// The slow path, entered holding a create slot, under the caller's deadline if any.
+    async fn create_then_retry(
+        self: &Arc<Self>,
+        mode: Mode,
+        deadline: Option<Instant>,
+        mut progress: Progress<M::Error>,
+    ) -> Result<Object<M>, PoolError<M::Error>> {
+        match deadline {
+            None => self.acquire(mode, false, &mut progress).await,
+            Some(deadline) => {
+                let attempt = self.acquire(mode, true, &mut progress);
+                match tokio::time::timeout_at(deadline, attempt).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(self.timed_out(&mut progress)),
+                }
+            }
+        }
+    }
+
+    /// Creates in the slot the caller holds, then keeps looking (and creating) until it has
+    /// an object. `has_deadline` means an outer timeout bounds this future, so failed
     /// creates are retried instead of returned.
-    pub(crate) async fn acquire(
+    async fn acquire(
         self: &Arc<Self>,
         mode: Mode,
         has_deadline: bool,
         progress: &mut Progress<M::Error>,
     ) -> Result<Object<M>, PoolError<M::Error>> {
         let mut failed_creates = 0u32;
+        let mut holding_slot = true;
         loop {
-            progress.phase = TimeoutKind::Wait;
-            let entry = match (FindOrQueue {
-                shared: self,
-                mode,
-                waiting: None,
-            })
-            .await?
-            {
+            let found = if std::mem::take(&mut holding_slot) {
+                Found::CreateSlot
+            } else {
+                progress.phase = TimeoutKind::Wait;
+                FindOrQueue {
+                    shared: self,
+                    mode,
+                    waiting: None,
+                }
+                .await?
+            };
+            let entry = match found {
                 Found::Idle(entry) => entry,
                 Found::CreateSlot => {
                     progress.phase = TimeoutKind::Create;
@@ -101,7 +166,8 @@ impl<M: Manager> Shared<M> {
                 }
             };
             progress.phase = TimeoutKind::Recycle;
-            if let Some(object) = self.ready_idle(entry, progress).await {
+            // The outer timeout bounds this call, so no deadline is passed down.
+            if let Ready::Object(object) = self.ready_idle(entry, None, progress).await {
                 return Ok(object);
             }
         }
@@ -129,7 +195,9 @@ impl<M: Manager> Shared<M> {
         let slot = CreateSlotGuard { shared: self };
         let created = match self.config.create_timeout {
             None => Some(self.manager.create().await),
-            Some(limit) => tokio::time::timeout(limit, self.manager.create()).await.ok(),
+            Some(limit) => tokio::time::timeout(limit, self.manager.create())
+                .await
+                .ok(),
         };
         std::mem::forget(slot); // settled below, under the same lock as the outcome
         let now = Instant::now();
@@ -168,61 +236,85 @@ impl<M: Manager> Shared<M> {
         outcome.map(|entry| Object::new(Arc::clone(self), entry))
     }
 
-    /// Checks and recycles an idle object for this caller; `None` means it was destroyed
-    /// and the caller should look again.
+    /// Checks and recycles an idle object for this caller, each hook bounded by
+    /// `recycle_timeout` and by the caller's `deadline`, whichever comes first.
     async fn ready_idle(
         self: &Arc<Self>,
-        entry: Entry<M::Object>,
+        entry: Box<Entry<M::Object>>,
+        deadline: Option<Instant>,
         progress: &mut Progress<M::Error>,
-    ) -> Option<Object<M>> {
+    ) -> Ready<M> {
         let mut checkout = Checkout {
             shared: self,
             entry: Some(entry),
         };
-        let entry = checkout.entry.as_mut()?;
+        let Some(entry) = checkout.entry.as_mut() else {
+            return Ready::Rejected;
+        };
         entry.meta.times_used += 1;
-        if self.config.max_lifetime.is_some() || self.config.health_check_after.is_some() {
-            let now = Instant::now();
+        let config = &self.config;
+        let needs_now = config.max_lifetime.is_some()
+            || config.health_check_after.is_some()
+            || config.recycle_timeout.is_some();
+        let now = needs_now.then(Instant::now);
+        let hook_deadline = match (deadline, config.recycle_timeout.zip(now)) {
+            (None, None) => None,
+            (Some(caller), None) => Some(caller),
+            (None, Some((limit, now))) => Some(now + limit),
+            (Some(caller), Some((limit, now))) => Some(caller.min(now + limit)),
+        };
+        if let Some(now) = now {
             if entry.is_expired(now) {
                 checkout.reject(DestroyReason::Lifetime);
-                return None;
+                return Ready::Rejected;
             }
             let idle_for = now.saturating_duration_since(entry.meta.last_used);
-            if self
-                .config
+            if config
                 .health_check_after
                 .is_some_and(|window| idle_for > window)
             {
                 let check = self.manager.health_check(&mut entry.object, &entry.meta);
-                if let Err(error) = self.within_recycle_timeout(check).await {
-                    progress.last_error = error.map(Arc::new);
-                    checkout.reject(DestroyReason::HealthCheckFailed);
-                    return None;
+                if let Err(failure) = within(hook_deadline, check).await {
+                    return checkout.fail(
+                        failure,
+                        deadline,
+                        progress,
+                        DestroyReason::HealthCheckFailed,
+                    );
                 }
             }
         }
         let recycle = self.manager.recycle(&mut entry.object, &entry.meta);
-        if let Err(error) = self.within_recycle_timeout(recycle).await {
-            progress.last_error = error.map(Arc::new);
-            checkout.reject(DestroyReason::RecycleFailed);
-            return None;
+        if let Err(failure) = within(hook_deadline, recycle).await {
+            return checkout.fail(failure, deadline, progress, DestroyReason::RecycleFailed);
         }
-        let entry = checkout.entry.take()?;
-        Some(Object::new(Arc::clone(self), entry))
+        match checkout.entry.take() {
+            Some(entry) => Ready::Object(Object::new(Arc::clone(self), entry)),
+            None => Ready::Rejected,
+        }
     }
+}
 
-    /// Runs a recycle or health check under `recycle_timeout`; `Err(None)` is a timeout.
-    async fn within_recycle_timeout(
-        &self,
-        hook: impl Future<Output = Result<(), M::Error>>,
-    ) -> Result<(), Option<M::Error>> {
-        match self.config.recycle_timeout {
-            None => hook.await.map_err(Some),
-            Some(limit) => match tokio::time::timeout(limit, hook).await {
-                Ok(result) => result.map_err(Some),
-                Err(_) => Err(None),
-            },
-        }
+/// The outcome of readying an idle object.
+enum Ready<M: Manager> {
+    Object(Object<M>),
+    /// Destroyed (expired, failed its check or recycle); look again.
+    Rejected,
+    /// The caller's own deadline passed during a hook.
+    DeadlinePassed,
+}
+
+/// Runs a hook until `deadline`; `Err(None)` means it timed out.
+async fn within<E>(
+    deadline: Option<Instant>,
+    hook: impl Future<Output = Result<(), E>>,
+) -> Result<(), Option<E>> {
+    match deadline {
+        None => hook.await.map_err(Some),
+        Some(deadline) => match tokio::time::timeout_at(deadline, hook).await {
+            Ok(result) => result.map_err(Some),
+            Err(_) => Err(None),
+        },
     }
 }
 
@@ -330,10 +422,30 @@ impl<M: Manager> Drop for CreateSlotGuard<'_, M> {
 /// here by a cancelled or panicking `get` is destroyed, since it may be half-recycled.
 struct Checkout<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
-    entry: Option<Entry<M::Object>>,
+    entry: Option<Box<Entry<M::Object>>>,
 }
 
 impl<M: Manager> Checkout<'_, M> {
+    /// A hook failed or timed out: destroy the object, and tell whether the caller's own
+    /// deadline is what ran out.
+    fn fail(
+        &mut self,
+        failure: Option<M::Error>,
+        deadline: Option<Instant>,
+        progress: &mut Progress<M::Error>,
+        reason: DestroyReason,
+    ) -> Ready<M> {
+        self.reject(reason);
+        match failure {
+            Some(error) => progress.last_error = Some(Arc::new(error)),
+            None if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+                return Ready::DeadlinePassed;
+            }
+            None => {}
+        }
+        Ready::Rejected
+    }
+
     fn reject(&mut self, reason: DestroyReason) {
         if let Some(entry) = self.entry.take() {
             let mut after = AfterUnlock::new();

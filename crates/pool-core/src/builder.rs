@@ -157,7 +157,10 @@ fn validate(config: &PoolConfig) -> Result<(), BuildError> {
         ));
     }
     if config.max_concurrent_creates == 0 {
-        return Err(BuildError::new("max_concurrent_creates", "must be at least 1"));
+        return Err(BuildError::new(
+            "max_concurrent_creates",
+            "must be at least 1",
+        ));
     }
     if config.max_uses == Some(0) {
         return Err(BuildError::new("max_uses", "must be at least 1"));
@@ -197,19 +200,46 @@ mod tests {
     #[test]
     fn each_bad_setting_is_named() {
         let base = PoolConfig::default;
-        assert_eq!(refused_field(PoolConfig { max_size: 0, ..base() }), "max_size");
-        assert_eq!(refused_field(PoolConfig { min_idle: 11, ..base() }), "min_idle");
         assert_eq!(
-            refused_field(PoolConfig { max_concurrent_creates: 0, ..base() }),
+            refused_field(PoolConfig {
+                max_size: 0,
+                ..base()
+            }),
+            "max_size"
+        );
+        assert_eq!(
+            refused_field(PoolConfig {
+                min_idle: 11,
+                ..base()
+            }),
+            "min_idle"
+        );
+        assert_eq!(
+            refused_field(PoolConfig {
+                max_concurrent_creates: 0,
+                ..base()
+            }),
             "max_concurrent_creates"
         );
-        assert_eq!(refused_field(PoolConfig { max_uses: Some(0), ..base() }), "max_uses");
         assert_eq!(
-            refused_field(PoolConfig { wait_timeout: Some(Duration::ZERO), ..base() }),
+            refused_field(PoolConfig {
+                max_uses: Some(0),
+                ..base()
+            }),
+            "max_uses"
+        );
+        assert_eq!(
+            refused_field(PoolConfig {
+                wait_timeout: Some(Duration::ZERO),
+                ..base()
+            }),
             "wait_timeout"
         );
         assert_eq!(
-            refused_field(PoolConfig { leak_threshold: Some(Duration::ZERO), ..base() }),
+            refused_field(PoolConfig {
+                leak_threshold: Some(Duration::ZERO),
+                ..base()
+            }),
             "leak_threshold"
         );
     }

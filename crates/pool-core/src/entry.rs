@@ -5,6 +5,9 @@ use tokio::time::Instant;
 use crate::meta::ObjectMeta;
 
 /// One pooled object: what the user sees plus what only the pool needs.
+///
+/// The pool keeps each entry in a `Box` for the object's whole life (one allocation per
+/// create), so handing it between the idle list, a waiter and a guard moves one pointer.
 pub(crate) struct Entry<T> {
     pub(crate) object: T,
     pub(crate) meta: ObjectMeta,

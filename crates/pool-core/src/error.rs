@@ -71,7 +71,9 @@ pub enum PoolError<E> {
 }
 
 fn last_error_suffix<E: fmt::Display>(error: Option<&E>) -> String {
-    error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
+    error
+        .map(|e| format!(" (last error: {e})"))
+        .unwrap_or_default()
 }
 
 /// A pool setting was refused by [`PoolBuilder::build`](crate::PoolBuilder::build) or

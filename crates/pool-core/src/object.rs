@@ -43,31 +43,38 @@ use crate::shared::Shared;
 /// ```
 #[must_use = "dropping the object returns it to the pool at once"]
 pub struct Object<M: Manager> {
-    /// `None` only after `take`, which consumes the guard.
-    entry: Option<Entry<M::Object>>,
+    /// `None` only after `take`, which consumes the guard. Boxed: see `Entry`.
+    entry: Option<Box<Entry<M::Object>>>,
     shared: Arc<Shared<M>>,
 }
 
 impl<M: Manager> Object<M> {
-    pub(crate) fn new(shared: Arc<Shared<M>>, entry: Entry<M::Object>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<M>>, entry: Box<Entry<M::Object>>) -> Self {
         Self {
             entry: Some(entry),
             shared,
         }
     }
 
-    fn entry(&self) -> &Entry<M::Object> {
-        self.entry.as_ref().expect("an Object always holds its entry until taken")
+    fn entry(&self) -> &Box<Entry<M::Object>> {
+        self.entry
+            .as_ref()
+            .expect("an Object always holds its entry until taken")
     }
 
-    fn entry_mut(&mut self) -> &mut Entry<M::Object> {
-        self.entry.as_mut().expect("an Object always holds its entry until taken")
+    fn entry_mut(&mut self) -> &mut Box<Entry<M::Object>> {
+        self.entry
+            .as_mut()
+            .expect("an Object always holds its entry until taken")
     }
 
     /// Detaches the object from the pool for good, freeing its slot. The pool will neither
     /// reuse nor destroy it; it is yours.
     pub fn take(mut this: Self) -> M::Object {
-        let entry = this.entry.take().expect("an Object always holds its entry until taken");
+        let entry = this
+            .entry
+            .take()
+            .expect("an Object always holds its entry until taken");
         this.shared.forget_object();
         entry.object
     }

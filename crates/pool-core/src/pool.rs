@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::acquire::{Mode, Progress};
+use crate::acquire::Mode;
 use crate::builder::PoolBuilder;
 use crate::error::{BuildError, PoolError};
 use crate::manager::Manager;
@@ -106,24 +104,12 @@ impl<M: Manager> Pool<M> {
         self.get_within(None, Mode::Try)
     }
 
-    async fn get_within(
+    fn get_within(
         &self,
         timeout: Option<Duration>,
         mode: Mode,
-    ) -> Result<Object<M>, PoolError<M::Error>> {
-        let shared = &self.shared;
-        shared.capture_runtime();
-        let mut progress = Progress::new();
-        match timeout {
-            None => shared.acquire(mode, false, &mut progress).await,
-            Some(limit) => {
-                let attempt = shared.acquire(mode, true, &mut progress);
-                match tokio::time::timeout_at(Instant::now() + limit, attempt).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(shared.timed_out(&mut progress)),
-                }
-            }
-        }
+    ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
+        self.shared.get(timeout, mode)
     }
 
     /// A consistent snapshot of the pool's occupancy.

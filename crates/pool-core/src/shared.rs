@@ -46,7 +46,9 @@ impl<M: Manager> Shared<M> {
         let stamps_last_used = config.tracks_last_used();
         Self {
             state: Mutex::new(State::new(config.max_size)),
-            runtime: Handle::try_current().map(OnceLock::from).unwrap_or_default(),
+            runtime: Handle::try_current()
+                .map(OnceLock::from)
+                .unwrap_or_default(),
             handles: AtomicUsize::new(1),
             destroying: AtomicUsize::new(0),
             drained: Notify::new(),
@@ -128,14 +130,14 @@ impl<M: Manager> Shared<M> {
         state: &mut PoolState<M>,
         object: M::Object,
         now: Instant,
-    ) -> Entry<M::Object> {
+    ) -> Box<Entry<M::Object>> {
         let id = state.next_id;
         state.next_id += 1;
         let expires_at = self.config.max_lifetime.map(|lifetime| {
             // Shortened, never lengthened: the setting is a promise.
             now + lifetime.mul_f64(1.0 - LIFETIME_JITTER * random::fraction())
         });
-        Entry {
+        Box::new(Entry {
             object,
             meta: ObjectMeta {
                 id,
@@ -145,11 +147,11 @@ impl<M: Manager> Shared<M> {
             },
             expires_at,
             epoch: state.epoch,
-        }
+        })
     }
 
     /// Takes back an object from its guard: to a waiter, to the idle list, or destroyed.
-    pub(crate) fn return_object(self: &Arc<Self>, mut entry: Entry<M::Object>) {
+    pub(crate) fn return_object(self: &Arc<Self>, mut entry: Box<Entry<M::Object>>) {
         // A half-used object (its thread is panicking) is not trusted; a panicking
         // `is_broken` counts as broken.
         let verdict = if std::thread::panicking()
@@ -176,14 +178,20 @@ impl<M: Manager> Shared<M> {
         } else {
             None
         };
+        let mut state = self.lock();
+        let entry = match verdict {
+            None => match state.keep_idle(entry) {
+                Ok(()) => return, // the common case: nothing to wake, nothing to destroy
+                Err(entry) => entry,
+            },
+            Some(_) => entry,
+        };
         let mut after = AfterUnlock::new();
-        {
-            let mut state = self.lock();
-            match verdict {
-                Some(reason) => state.retire(entry.object, reason, &mut after),
-                None => state.put_back(entry, &mut after),
-            }
+        match verdict {
+            Some(reason) => state.retire(entry.object, reason, &mut after),
+            None => state.put_back(entry, &mut after),
         }
+        drop(state);
         self.finish(after);
     }
 

@@ -15,7 +15,7 @@ use crate::status::Status;
 use crate::waiters::{Grant, WaiterQueue};
 
 pub(crate) struct State<T, E> {
-    pub(crate) idle: VecDeque<Entry<T>>,
+    pub(crate) idle: VecDeque<Box<Entry<T>>>,
     pub(crate) waiters: WaiterQueue<T>,
     pub(crate) max_size: usize,
     /// Objects counted against `max_size`: idle, handed out (or granted), or being created.
@@ -92,7 +92,7 @@ impl<T, E> State<T, E> {
         metrics
     }
 
-    pub(crate) fn pop_idle(&mut self, mode: QueueMode) -> Option<Entry<T>> {
+    pub(crate) fn pop_idle(&mut self, mode: QueueMode) -> Option<Box<Entry<T>>> {
         match mode {
             QueueMode::Lifo => self.idle.pop_back(),
             QueueMode::Fifo => self.idle.pop_front(),
@@ -139,8 +139,23 @@ impl<T, E> State<T, E> {
         after.destroy.push(object);
     }
 
+    /// Puts a returned object on the idle list if that is all there is to do (nobody
+    /// waits, the pool is open and within its size, the object not evicted).
+    pub(crate) fn keep_idle(&mut self, entry: Box<Entry<T>>) -> Result<(), Box<Entry<T>>> {
+        if self.waiters.is_empty()
+            && !self.closed
+            && self.size <= self.max_size
+            && entry.epoch == self.epoch
+        {
+            self.idle.push_back(entry);
+            Ok(())
+        } else {
+            Err(entry)
+        }
+    }
+
     /// An object came back in good shape: to the longest waiter, else to the idle list.
-    pub(crate) fn put_back(&mut self, entry: Entry<T>, after: &mut AfterUnlock<T>) {
+    pub(crate) fn put_back(&mut self, entry: Box<Entry<T>>, after: &mut AfterUnlock<T>) {
         if self.closed {
             self.retire(entry.object, DestroyReason::Closed, after);
         } else if self.size > self.max_size || entry.epoch != self.epoch {

@@ -14,7 +14,7 @@ use crate::entry::Entry;
 /// What a waiter is handed.
 pub(crate) enum Grant<T> {
     /// An idle object, to be recycled by the waiter like any other.
-    Object(Entry<T>),
+    Object(Box<Entry<T>>),
     /// A reserved slot (already counted in `size` and `creating`) to create an object in.
     CreateSlot,
     /// The pool closed.
