@@ -56,13 +56,13 @@ impl<M: Manager> Object<M> {
         }
     }
 
-    fn entry(&self) -> &Box<Entry<M::Object>> {
+    fn entry(&self) -> &Entry<M::Object> {
         self.entry
             .as_ref()
             .expect("an Object always holds its entry until taken")
     }
 
-    fn entry_mut(&mut self) -> &mut Box<Entry<M::Object>> {
+    fn entry_mut(&mut self) -> &mut Entry<M::Object> {
         self.entry
             .as_mut()
             .expect("an Object always holds its entry until taken")
