@@ -341,6 +341,9 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let shared = self.shared;
+        // A queued waiter is only woken by a grant, so reading the clock for its wait time
+        // before locking is almost never wasted, and keeps the read out of the lock.
+        let now = self.waiting.map(|_| Instant::now());
         let mut state = shared.lock();
         let Some((key, since)) = self.waiting else {
             if state.closed {
@@ -370,7 +373,7 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
             return Poll::Pending;
         };
         self.waiting = None;
-        state.metrics.wait_time += since.elapsed();
+        state.metrics.wait_time += now.map_or(Duration::ZERO, |now| now - since);
         let found = match grant {
             Grant::Object(entry) => {
                 state.metrics.recycled += 1;
