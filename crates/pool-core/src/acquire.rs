@@ -438,13 +438,16 @@ impl<M: Manager> Checkout<'_, M> {
         progress: &mut Progress<M::Error>,
         reason: DestroyReason,
     ) -> Ready<M> {
+        let caller_out_of_time = failure.is_none()
+            && deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        if caller_out_of_time {
+            // Cut short by the caller's deadline, not failed: untrusted, but not a failure.
+            self.reject(DestroyReason::Abandoned);
+            return Ready::DeadlinePassed;
+        }
         self.reject(reason);
-        match failure {
-            Some(error) => progress.last_error = Some(Arc::new(error)),
-            None if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
-                return Ready::DeadlinePassed;
-            }
-            None => {}
+        if let Some(error) = failure {
+            progress.last_error = Some(Arc::new(error));
         }
         Ready::Rejected
     }

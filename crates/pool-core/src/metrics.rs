@@ -75,8 +75,8 @@ pub struct DestroyedBy {
     pub closed: u64,
     /// Refused by the predicate of [`Pool::retain`](crate::Pool::retain).
     pub retained_out: u64,
-    /// A `get` was cancelled, or panicked, while recycling or checking the object, so it
-    /// could not be trusted.
+    /// A `get` was cancelled, panicked or ran out of time while recycling or checking the
+    /// object, so it could not be trusted.
     pub abandoned: u64,
 }
 
