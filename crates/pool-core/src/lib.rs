@@ -50,6 +50,7 @@
 
 mod acquire;
 mod builder;
+mod dyn_manager;
 mod config;
 mod entry;
 mod error;
@@ -67,6 +68,7 @@ mod waiters;
 
 pub use builder::PoolBuilder;
 pub use config::{PoolConfig, QueueMode};
+pub use dyn_manager::DynManager;
 pub use error::{BuildError, PoolError, TimeoutKind};
 pub use manager::Manager;
 pub use meta::ObjectMeta;
