@@ -129,20 +129,12 @@ where
         DynManager::create(&**self)
     }
 
-    fn recycle(
-        &self,
-        object: &mut T,
-        meta: &ObjectMeta,
-    ) -> impl Future<Output = Result<(), E>> + Send {
-        async move { DynManager::recycle(&**self, object, meta).await }
+    async fn recycle(&self, object: &mut T, meta: &ObjectMeta) -> Result<(), E> {
+        DynManager::recycle(&**self, object, meta).await
     }
 
-    fn health_check(
-        &self,
-        object: &mut T,
-        meta: &ObjectMeta,
-    ) -> impl Future<Output = Result<(), E>> + Send {
-        async move { DynManager::health_check(&**self, object, meta).await }
+    async fn health_check(&self, object: &mut T, meta: &ObjectMeta) -> Result<(), E> {
+        DynManager::health_check(&**self, object, meta).await
     }
 
     fn is_broken(&self, object: &T) -> bool {
