@@ -438,8 +438,8 @@ impl<M: Manager> Checkout<'_, M> {
         progress: &mut Progress<M::Error>,
         reason: DestroyReason,
     ) -> Ready<M> {
-        let caller_out_of_time = failure.is_none()
-            && deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        let caller_out_of_time =
+            failure.is_none() && deadline.is_some_and(|deadline| Instant::now() >= deadline);
         if caller_out_of_time {
             // Cut short by the caller's deadline, not failed: untrusted, but not a failure.
             self.reject(DestroyReason::Abandoned);

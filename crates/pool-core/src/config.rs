@@ -4,6 +4,11 @@ use std::time::Duration;
 
 /// The order in which idle objects are handed out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum QueueMode {
     /// Last in, first out (the default): the most recently returned object is reused, so a
     /// few objects stay warm and the surplus ages out through `idle_timeout`.
@@ -18,6 +23,19 @@ pub enum QueueMode {
 /// The [`PoolBuilder`](crate::PoolBuilder) setters write these fields; pass a whole struct
 /// with [`PoolBuilder::config`](crate::PoolBuilder::config), e.g. one read from a file.
 /// `None` means "off" for every optional setting.
+///
+/// With the `serde` feature, `PoolConfig` (de)serializes with durations written like
+/// `"30s"` or `"500ms"`, `queue_mode` as `"lifo"` or `"fifo"`; omitted fields keep their
+/// defaults and an unknown field is an error naming it:
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// let config: pool_core::PoolConfig = serde_json::from_str(
+///     r#"{ "max_size": 32, "wait_timeout": "5s", "idle_timeout": "10m", "queue_mode": "fifo" }"#,
+/// ).unwrap();
+/// assert_eq!(config.wait_timeout, Some(std::time::Duration::from_secs(5)));
+/// # }
+/// ```
 ///
 /// # Example
 ///
@@ -34,6 +52,11 @@ pub enum QueueMode {
 /// assert_eq!(config.max_concurrent_creates, 4);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct PoolConfig {
     /// The most objects the pool holds or has handed out at once (default 10).
     pub max_size: usize,
@@ -44,27 +67,35 @@ pub struct PoolConfig {
     pub max_waiting: Option<usize>,
     /// One deadline for a whole `get`: waiting, creating, recycling and checking (default:
     /// none). With a deadline, failed creates are retried until it passes.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub wait_timeout: Option<Duration>,
     /// Bounds each call to [`Manager::create`](crate::Manager::create) (default: none).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub create_timeout: Option<Duration>,
     /// Bounds each call to [`Manager::recycle`](crate::Manager::recycle) and
     /// [`Manager::health_check`](crate::Manager::health_check) (default: none).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub recycle_timeout: Option<Duration>,
     /// Idle objects unused for longer are destroyed, keeping `min_idle` (default: none).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub idle_timeout: Option<Duration>,
     /// The longest an object may live; each object's own limit is shortened by a random
     /// 0-5% so objects created together do not expire together (default: none).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub max_lifetime: Option<Duration>,
     /// How many times an object may be handed out before it is destroyed (default: none).
     pub max_uses: Option<u64>,
     /// Objects idle for longer than this are health-checked at checkout (default: none, so
     /// checkouts never run [`Manager::health_check`](crate::Manager::health_check)).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub health_check_after: Option<Duration>,
     /// How often idle objects are health-checked in the background (default: none).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub health_check_interval: Option<Duration>,
     /// The most creates in flight at once (default 4).
     pub max_concurrent_creates: usize,
     /// An object held longer than this is reported as a possible leak (default: none).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub leak_threshold: Option<Duration>,
     /// Which idle object is handed out next (default [`QueueMode::Lifo`]).
     pub queue_mode: QueueMode,

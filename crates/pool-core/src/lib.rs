@@ -50,8 +50,8 @@
 
 mod acquire;
 mod builder;
-mod dyn_manager;
 mod config;
+mod dyn_manager;
 mod entry;
 mod error;
 mod manager;
@@ -60,6 +60,8 @@ mod metrics;
 mod object;
 mod pool;
 mod random;
+#[cfg(feature = "serde")]
+mod serde_duration;
 mod shared;
 mod shutdown;
 mod state;
