@@ -2,22 +2,21 @@
 //! create or recycle, with every step undone if the caller goes away.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::panic::Location;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::entry::Entry;
 use crate::error::{PoolError, TimeoutKind};
+use crate::find_or_queue::FindOrQueue;
+use crate::guards::{Checkout, CreateSlotGuard};
 use crate::manager::Manager;
 use crate::metrics::DestroyReason;
 use crate::object::Object;
-use crate::random;
 use crate::shared::Shared;
 use crate::state::AfterUnlock;
-use crate::waiters::{Grant, WaiterKey};
 
 /// Whether a caller may queue behind others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +41,7 @@ impl<E> Progress<E> {
 }
 
 /// What the first step found.
-enum Found<T> {
+pub(crate) enum Found<T> {
     Idle(Box<Entry<T>>),
     /// A slot reserved for this caller to create in.
     CreateSlot,
@@ -58,9 +57,6 @@ enum CreateFailure<E> {
     Closed,
 }
 
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(10);
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
-
 impl<M: Manager> Shared<M> {
     /// A whole `get`. The common case (an idle object, recycled) runs inline in a small
     /// future; creating and retrying, which are rare and slow anyway, run boxed so their
@@ -69,17 +65,14 @@ impl<M: Manager> Shared<M> {
         self: &Arc<Self>,
         timeout: Option<Duration>,
         mode: Mode,
+        caller: &'static Location<'static>,
     ) -> Result<Object<M>, PoolError<M::Error>> {
-        self.capture_runtime();
+        self.adopt_runtime();
         let deadline = timeout.map(|limit| Instant::now() + limit);
         let mut progress = Progress::new();
         loop {
             progress.phase = TimeoutKind::Wait;
-            let find = FindOrQueue {
-                shared: self,
-                mode,
-                waiting: None,
-            };
+            let find = FindOrQueue::new(self, mode);
             let found = match deadline {
                 None => find.await,
                 Some(deadline) => match tokio::time::timeout_at(deadline, find).await {
@@ -90,11 +83,15 @@ impl<M: Manager> Shared<M> {
             let entry = match found {
                 Found::Idle(entry) => entry,
                 Found::CreateSlot => {
-                    return Box::pin(self.create_then_retry(mode, deadline, progress)).await;
+                    let slow = self.create_then_retry(mode, deadline, progress, caller);
+                    return Box::pin(slow).await;
                 }
             };
             progress.phase = TimeoutKind::Recycle;
-            match self.ready_idle(entry, deadline, &mut progress).await {
+            match self
+                .ready_idle(entry, deadline, &mut progress, caller)
+                .await
+            {
                 Ready::Object(object) => return Ok(object),
                 Ready::Rejected => {}
                 Ready::DeadlinePassed => return Err(self.timed_out(&mut progress)),
@@ -108,11 +105,12 @@ impl<M: Manager> Shared<M> {
         mode: Mode,
         deadline: Option<Instant>,
         mut progress: Progress<M::Error>,
+        caller: &'static Location<'static>,
     ) -> Result<Object<M>, PoolError<M::Error>> {
         match deadline {
-            None => self.acquire(mode, false, &mut progress).await,
+            None => self.acquire(mode, false, &mut progress, caller).await,
             Some(deadline) => {
-                let attempt = self.acquire(mode, true, &mut progress);
+                let attempt = self.acquire(mode, true, &mut progress, caller);
                 match tokio::time::timeout_at(deadline, attempt).await {
                     Ok(outcome) => outcome,
                     Err(_) => Err(self.timed_out(&mut progress)),
@@ -123,32 +121,27 @@ impl<M: Manager> Shared<M> {
 
     /// Creates in the slot the caller holds, then keeps looking (and creating) until it has
     /// an object. `has_deadline` means an outer timeout bounds this future, so failed
-    /// creates are retried instead of returned.
+    /// creates are retried (paced by the pool's backoff) instead of returned.
     async fn acquire(
         self: &Arc<Self>,
         mode: Mode,
         has_deadline: bool,
         progress: &mut Progress<M::Error>,
+        caller: &'static Location<'static>,
     ) -> Result<Object<M>, PoolError<M::Error>> {
-        let mut failed_creates = 0u32;
         let mut holding_slot = true;
         loop {
             let found = if std::mem::take(&mut holding_slot) {
                 Found::CreateSlot
             } else {
                 progress.phase = TimeoutKind::Wait;
-                FindOrQueue {
-                    shared: self,
-                    mode,
-                    waiting: None,
-                }
-                .await?
+                FindOrQueue::new(self, mode).await?
             };
             let entry = match found {
                 Found::Idle(entry) => entry,
                 Found::CreateSlot => {
                     progress.phase = TimeoutKind::Create;
-                    match self.create_in_slot(has_deadline).await {
+                    match self.create_in_slot(has_deadline, caller).await {
                         Ok(object) => return Ok(object),
                         Err(CreateFailure::Closed) => return Err(PoolError::Closed),
                         Err(CreateFailure::Error(error)) => return Err(PoolError::Backend(error)),
@@ -158,16 +151,15 @@ impl<M: Manager> Shared<M> {
                         Err(CreateFailure::TimedOut) => {}
                         Err(CreateFailure::Shared(error)) => progress.last_error = Some(error),
                     }
-                    // Only reached with a deadline: retry until it passes, backing off so a
-                    // down backend is not hammered.
-                    tokio::time::sleep(retry_delay(failed_creates)).await;
-                    failed_creates = failed_creates.saturating_add(1);
+                    // Only reached with a deadline: look again. The failure paused creates
+                    // pool-wide, so this caller now queues until an object comes back or
+                    // the backoff lets a probe through.
                     continue;
                 }
             };
             progress.phase = TimeoutKind::Recycle;
             // The outer timeout bounds this call, so no deadline is passed down.
-            if let Ready::Object(object) = self.ready_idle(entry, None, progress).await {
+            if let Ready::Object(object) = self.ready_idle(entry, None, progress, caller).await {
                 return Ok(object);
             }
         }
@@ -191,49 +183,50 @@ impl<M: Manager> Shared<M> {
     async fn create_in_slot(
         self: &Arc<Self>,
         share_error: bool,
+        caller: &'static Location<'static>,
     ) -> Result<Object<M>, CreateFailure<M::Error>> {
-        let slot = CreateSlotGuard { shared: self };
+        let slot = CreateSlotGuard::new(self);
         let created = match self.config.create_timeout {
             None => Some(self.manager.create().await),
             Some(limit) => tokio::time::timeout(limit, self.manager.create())
                 .await
                 .ok(),
         };
-        std::mem::forget(slot); // settled below, under the same lock as the outcome
+        slot.settled(); // settled below, under the same lock as the outcome
         let now = Instant::now();
         let mut after = AfterUnlock::new();
         let outcome = {
             let mut state = self.lock();
-            state.creating -= 1;
             match created {
                 Some(Ok(object)) => {
-                    state.metrics.created += 1;
-                    state.last_create_error = None;
+                    state.create_succeeded(&mut after);
                     if state.closed {
                         state.retire(object, DestroyReason::Closed, &mut after);
                         Err(CreateFailure::Closed)
                     } else {
-                        let entry = self.new_entry(&mut state, object, now);
-                        Ok(entry)
+                        Ok(self.new_entry(&mut state, object, now))
                     }
                 }
-                failed => {
-                    state.metrics.create_failures += 1;
-                    state.release_slot(&mut after);
-                    match failed {
-                        Some(Err(error)) if share_error => {
-                            let error = Arc::new(error);
-                            state.last_create_error = Some(Arc::clone(&error));
-                            Err(CreateFailure::Shared(error))
-                        }
-                        Some(Err(error)) => Err(CreateFailure::Error(error)),
-                        _ => Err(CreateFailure::TimedOut),
+                Some(Err(error)) => {
+                    tracing::warn!(target: "pool_core", %error, "create failed");
+                    if share_error {
+                        let error = Arc::new(error);
+                        state.create_failed(Some(Arc::clone(&error)), &mut after);
+                        Err(CreateFailure::Shared(error))
+                    } else {
+                        state.create_failed(None, &mut after);
+                        Err(CreateFailure::Error(error))
                     }
+                }
+                None => {
+                    tracing::warn!(target: "pool_core", "create timed out");
+                    state.create_failed(None, &mut after);
+                    Err(CreateFailure::TimedOut)
                 }
             }
         };
         self.finish(after);
-        outcome.map(|entry| Object::new(Arc::clone(self), entry))
+        outcome.map(|entry| self.lend(entry, caller))
     }
 
     /// Checks and recycles an idle object for this caller, each hook bounded by
@@ -243,12 +236,10 @@ impl<M: Manager> Shared<M> {
         entry: Box<Entry<M::Object>>,
         deadline: Option<Instant>,
         progress: &mut Progress<M::Error>,
+        caller: &'static Location<'static>,
     ) -> Ready<M> {
-        let mut checkout = Checkout {
-            shared: self,
-            entry: Some(entry),
-        };
-        let Some(entry) = checkout.entry.as_mut() else {
+        let mut checkout = Checkout::for_caller(self, entry);
+        let Some(entry) = checkout.entry_mut() else {
             return Ready::Rejected;
         };
         entry.meta.times_used += 1;
@@ -275,7 +266,8 @@ impl<M: Manager> Shared<M> {
             {
                 let check = self.manager.health_check(&mut entry.object, &entry.meta);
                 if let Err(failure) = within(hook_deadline, check).await {
-                    return checkout.fail(
+                    return fail(
+                        &mut checkout,
                         failure,
                         deadline,
                         progress,
@@ -286,10 +278,16 @@ impl<M: Manager> Shared<M> {
         }
         let recycle = self.manager.recycle(&mut entry.object, &entry.meta);
         if let Err(failure) = within(hook_deadline, recycle).await {
-            return checkout.fail(failure, deadline, progress, DestroyReason::RecycleFailed);
+            return fail(
+                &mut checkout,
+                failure,
+                deadline,
+                progress,
+                DestroyReason::RecycleFailed,
+            );
         }
-        match checkout.entry.take() {
-            Some(entry) => Ready::Object(Object::new(Arc::clone(self), entry)),
+        match checkout.release() {
+            Some(entry) => Ready::Object(self.lend(entry, caller)),
             None => Ready::Rejected,
         }
     }
@@ -318,160 +316,32 @@ async fn within<E>(
     }
 }
 
-/// Exponential from 10 ms, capped at 1 s, with the upper half jittered so callers that
-/// failed together do not retry together.
-fn retry_delay(failures: u32) -> Duration {
-    let base = FIRST_RETRY_DELAY
-        .saturating_mul(1 << failures.min(16))
-        .min(MAX_RETRY_DELAY);
-    base.mul_f64(0.5 + 0.5 * random::fraction())
-}
-
-/// The first step of a `get`, done in one lock: take an idle object, reserve a slot, or
-/// queue; then, if queued, wait for a grant.
-struct FindOrQueue<'a, M: Manager> {
-    shared: &'a Arc<Shared<M>>,
-    mode: Mode,
-    /// Set once queued, with when the wait began.
-    waiting: Option<(WaiterKey, Instant)>,
-}
-
-impl<M: Manager> Future for FindOrQueue<'_, M> {
-    type Output = Result<Found<M::Object>, PoolError<M::Error>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let shared = self.shared;
-        // A queued waiter is only woken by a grant, so reading the clock for its wait time
-        // before locking is almost never wasted, and keeps the read out of the lock.
-        let now = self.waiting.map(|_| Instant::now());
-        let mut state = shared.lock();
-        let Some((key, since)) = self.waiting else {
-            if state.closed {
-                return Poll::Ready(Err(PoolError::Closed));
-            }
-            if let Some(entry) = state.pop_idle(shared.config.queue_mode) {
-                state.metrics.recycled += 1;
-                return Poll::Ready(Ok(Found::Idle(entry)));
-            }
-            if state.try_reserve_create() {
-                return Poll::Ready(Ok(Found::CreateSlot));
-            }
-            let queue_full = shared
-                .config
-                .max_waiting
-                .is_some_and(|max| state.waiters.len() >= max);
-            if self.mode == Mode::Try || queue_full {
-                return Poll::Ready(Err(PoolError::Exhausted));
-            }
-            state.metrics.waits += 1;
-            let key = state.waiters.push(cx.waker().clone());
-            drop(state);
-            self.waiting = Some((key, Instant::now()));
-            return Poll::Pending;
-        };
-        let Some(grant) = state.waiters.poll_grant(key, cx.waker()) else {
-            return Poll::Pending;
-        };
-        self.waiting = None;
-        state.metrics.wait_time += now.map_or(Duration::ZERO, |now| now - since);
-        let found = match grant {
-            Grant::Object(entry) => {
-                state.metrics.recycled += 1;
-                Ok(Found::Idle(entry))
-            }
-            Grant::CreateSlot if state.closed => {
-                let mut after = AfterUnlock::new();
-                state.abandon_create(&mut after);
-                drop(state);
-                shared.finish(after);
-                Err(PoolError::Closed)
-            }
-            Grant::CreateSlot => Ok(Found::CreateSlot),
-            Grant::Closed => Err(PoolError::Closed),
-        };
-        Poll::Ready(found)
+/// A hook failed or timed out during a caller's checkout: destroy the object, and tell
+/// whether the caller's own deadline is what ran out.
+fn fail<M: Manager>(
+    checkout: &mut Checkout<'_, M>,
+    failure: Option<M::Error>,
+    deadline: Option<Instant>,
+    progress: &mut Progress<M::Error>,
+    reason: DestroyReason,
+) -> Ready<M> {
+    let caller_out_of_time =
+        failure.is_none() && deadline.is_some_and(|deadline| Instant::now() >= deadline);
+    if caller_out_of_time {
+        // Cut short by the caller's deadline, not failed: untrusted, but not a failure.
+        checkout.reject(DestroyReason::Abandoned);
+        return Ready::DeadlinePassed;
     }
-}
-
-impl<M: Manager> Drop for FindOrQueue<'_, M> {
-    fn drop(&mut self) {
-        if let Some((key, _)) = self.waiting.take() {
-            let mut after = AfterUnlock::new();
-            {
-                let mut state = self.shared.lock();
-                if let Some(grant) = state.waiters.cancel(key) {
-                    state.regrant(grant, &mut after);
-                }
-            }
-            self.shared.finish(after);
+    match &failure {
+        Some(error) if reason == DestroyReason::HealthCheckFailed => {
+            tracing::warn!(target: "pool_core", %error, "health check failed at checkout");
         }
+        Some(error) => tracing::debug!(target: "pool_core", %error, "recycle failed"),
+        None => tracing::debug!(target: "pool_core", ?reason, "hook timed out"),
     }
-}
-
-/// Gives a reserved create slot back if the create is cancelled or panics.
-struct CreateSlotGuard<'a, M: Manager> {
-    shared: &'a Arc<Shared<M>>,
-}
-
-impl<M: Manager> Drop for CreateSlotGuard<'_, M> {
-    fn drop(&mut self) {
-        let mut after = AfterUnlock::new();
-        self.shared.lock().abandon_create(&mut after);
-        self.shared.finish(after);
+    checkout.reject(reason);
+    if let Some(error) = failure {
+        progress.last_error = Some(Arc::new(error));
     }
-}
-
-/// Holds an idle object while it is checked and recycled for a caller; an object left
-/// here by a cancelled or panicking `get` is destroyed, since it may be half-recycled.
-struct Checkout<'a, M: Manager> {
-    shared: &'a Arc<Shared<M>>,
-    entry: Option<Box<Entry<M::Object>>>,
-}
-
-impl<M: Manager> Checkout<'_, M> {
-    /// A hook failed or timed out: destroy the object, and tell whether the caller's own
-    /// deadline is what ran out.
-    fn fail(
-        &mut self,
-        failure: Option<M::Error>,
-        deadline: Option<Instant>,
-        progress: &mut Progress<M::Error>,
-        reason: DestroyReason,
-    ) -> Ready<M> {
-        let caller_out_of_time =
-            failure.is_none() && deadline.is_some_and(|deadline| Instant::now() >= deadline);
-        if caller_out_of_time {
-            // Cut short by the caller's deadline, not failed: untrusted, but not a failure.
-            self.reject(DestroyReason::Abandoned);
-            return Ready::DeadlinePassed;
-        }
-        self.reject(reason);
-        if let Some(error) = failure {
-            progress.last_error = Some(Arc::new(error));
-        }
-        Ready::Rejected
-    }
-
-    fn reject(&mut self, reason: DestroyReason) {
-        if let Some(entry) = self.entry.take() {
-            let mut after = AfterUnlock::new();
-            {
-                let mut state = self.shared.lock();
-                state.metrics.recycled -= 1;
-                match reason {
-                    DestroyReason::RecycleFailed => state.metrics.recycle_failures += 1,
-                    DestroyReason::HealthCheckFailed => state.metrics.health_check_failures += 1,
-                    _ => {}
-                }
-                state.retire(entry.object, reason, &mut after);
-            }
-            self.shared.finish(after);
-        }
-    }
-}
-
-impl<M: Manager> Drop for Checkout<'_, M> {
-    fn drop(&mut self) {
-        self.reject(DestroyReason::Abandoned);
-    }
+    Ready::Rejected
 }

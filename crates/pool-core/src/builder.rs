@@ -132,7 +132,14 @@ impl<M: Manager> PoolBuilder<M> {
         leak_threshold: Duration
     );
 
-    /// Checks the configuration and builds the pool.
+    pub(crate) fn settings(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Checks the configuration and builds the pool. Needs no runtime: background work
+    /// (maintenance, `destroy`) starts on the runtime present now, or else on the first
+    /// `get`'s. `min_idle` objects are created in the background; to wait for them, use
+    /// [`build_filled`](PoolBuilder::build_filled).
     ///
     /// Refused, with an error naming the setting: `max_size` of 0, `min_idle` above
     /// `max_size`, `max_concurrent_creates` of 0, `max_uses` of 0, and a zero duration for

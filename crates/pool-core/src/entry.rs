@@ -13,6 +13,8 @@ pub(crate) struct Entry<T> {
     pub(crate) meta: ObjectMeta,
     /// Set only when `max_lifetime` is configured: the object's own, jittered deadline.
     pub(crate) expires_at: Option<Instant>,
+    /// Set only when `health_check_interval` is configured: when maintenance next checks it.
+    pub(crate) next_check: Option<Instant>,
     /// The pool's eviction epoch when the object joined; an older epoch means `evict_all`
     /// ran while it was out.
     pub(crate) epoch: u64,

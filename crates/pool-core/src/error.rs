@@ -70,7 +70,7 @@ pub enum PoolError<E> {
     Exhausted,
 }
 
-fn last_error_suffix<E: fmt::Display>(error: Option<&E>) -> String {
+pub(crate) fn last_error_suffix<E: fmt::Display>(error: Option<&E>) -> String {
     error
         .map(|e| format!(" (last error: {e})"))
         .unwrap_or_default()

@@ -49,11 +49,17 @@
 #![deny(unsafe_code)]
 
 mod acquire;
+mod backoff;
 mod builder;
 mod config;
 mod dyn_manager;
 mod entry;
 mod error;
+mod fill;
+mod find_or_queue;
+mod guards;
+mod leak;
+mod maintenance;
 mod manager;
 mod meta;
 mod metrics;
@@ -72,6 +78,7 @@ pub use builder::PoolBuilder;
 pub use config::{PoolConfig, QueueMode};
 pub use dyn_manager::DynManager;
 pub use error::{BuildError, PoolError, TimeoutKind};
+pub use fill::{FillError, FillMode};
 pub use manager::Manager;
 pub use meta::ObjectMeta;
 pub use metrics::{DestroyedBy, Metrics};

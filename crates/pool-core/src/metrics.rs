@@ -4,8 +4,9 @@ use std::time::Duration;
 
 /// Counters since the pool was built, as a snapshot from [`Pool::metrics`](crate::Pool::metrics).
 ///
-/// `created == destroyed + taken + size` holds whenever no destroy is pending accounting,
-/// which the pool guarantees at every snapshot.
+/// Every snapshot balances: `created == destroyed + taken + (size - creating)` (from
+/// [`Status`](crate::Status); a create in flight holds a slot but has made nothing yet). An
+/// object counts as destroyed as soon as its `destroy` is started.
 ///
 /// # Example
 ///
@@ -49,6 +50,8 @@ pub struct Metrics {
     pub waits: u64,
     /// Total time callers spent queued.
     pub wait_time: Duration,
+    /// Objects reported as held past `leak_threshold`.
+    pub leaks: u64,
     /// `destroyed` broken down by reason.
     pub destroyed_by: DestroyedBy,
 }
@@ -86,8 +89,6 @@ pub(crate) enum DestroyReason {
     Broken,
     RecycleFailed,
     HealthCheckFailed,
-    // Used by background maintenance.
-    #[allow(dead_code)]
     IdleTimeout,
     Lifetime,
     MaxUses,

@@ -75,7 +75,7 @@ impl<M: Manager> Object<M> {
             .entry
             .take()
             .expect("an Object always holds its entry until taken");
-        this.shared.forget_object();
+        this.shared.forget_object(entry.meta.id);
         entry.object
     }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -66,9 +66,15 @@ impl<M: Manager> Pool<M> {
     }
 
     pub(crate) fn from_shared(shared: Shared<M>) -> Self {
-        Self {
-            shared: Arc::new(shared),
-        }
+        let shared = Arc::new(shared);
+        // Background work (maintenance, destroys) runs on the runtime present now, else
+        // on the first `get`'s.
+        shared.adopt_runtime();
+        Self { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared<M>> {
+        &self.shared
     }
 
     /// Gets an object, waiting for one if all are in use.
@@ -104,12 +110,14 @@ impl<M: Manager> Pool<M> {
         self.get_within(None, Mode::Try)
     }
 
+    /// `#[track_caller]` all the way down, so a leak report names the user's `get` call.
+    #[track_caller]
     fn get_within(
         &self,
         timeout: Option<Duration>,
         mode: Mode,
     ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
-        self.shared.get(timeout, mode)
+        self.shared.get(timeout, mode, Location::caller())
     }
 
     /// A consistent snapshot of the pool's occupancy.
@@ -138,7 +146,7 @@ impl<M: Manager> Pool<M> {
         {
             let mut state = self.shared.lock();
             state.max_size = max_size;
-            state.grant_free_slots(&mut after);
+            state.grant_creates(&mut after);
             while state.size > state.max_size {
                 let Some(entry) = state.idle.pop_front() else {
                     break;

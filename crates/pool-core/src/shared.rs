@@ -1,7 +1,7 @@
 //! The state every handle, guard and background task of one pool shares.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -11,9 +11,11 @@ use tokio::time::Instant;
 
 use crate::config::PoolConfig;
 use crate::entry::Entry;
+use crate::leak;
 use crate::manager::Manager;
 use crate::meta::ObjectMeta;
 use crate::metrics::DestroyReason;
+use crate::object::Object;
 use crate::random;
 use crate::state::{AfterUnlock, State};
 
@@ -29,14 +31,19 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: PoolConfig,
     state: Mutex<PoolState<M>>,
-    /// The runtime `destroy` runs on: the one present at build, else the first `get`'s.
+    /// The runtime background work runs on: the one present at build, else the first
+    /// `get`'s.
     runtime: OnceLock<Handle>,
     /// Live `Pool` handles; the last one dropped closes the pool.
     pub(crate) handles: AtomicUsize,
     /// `destroy` hooks spawned and not finished.
     destroying: AtomicUsize,
-    /// Signalled when a closed pool gets an object back or finishes a destroy.
-    pub(crate) drained: Notify,
+    /// Signalled when objects come back, creates end or destroys finish: what `shutdown`
+    /// and a filling build wait for.
+    pub(crate) changed: Notify,
+    /// Wakes the maintenance task; shared with it so the task needs no strong reference.
+    pub(crate) maintenance_signal: Arc<Notify>,
+    maintenance_started: AtomicBool,
     stamps_last_used: bool,
     reads_clock_on_return: bool,
 }
@@ -45,15 +52,17 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: PoolConfig) -> Self {
         let stamps_last_used = config.tracks_last_used();
         Self {
-            state: Mutex::new(State::new(config.max_size)),
-            runtime: Handle::try_current()
-                .map(OnceLock::from)
-                .unwrap_or_default(),
+            state: Mutex::new(State::new(&config)),
+            runtime: OnceLock::new(),
             handles: AtomicUsize::new(1),
             destroying: AtomicUsize::new(0),
-            drained: Notify::new(),
+            changed: Notify::new(),
+            maintenance_signal: Arc::new(Notify::new()),
+            maintenance_started: AtomicBool::new(false),
             stamps_last_used,
-            reads_clock_on_return: stamps_last_used || config.max_lifetime.is_some(),
+            reads_clock_on_return: stamps_last_used
+                || config.max_lifetime.is_some()
+                || config.leak_threshold.is_some(),
             manager,
             config,
         }
@@ -73,20 +82,56 @@ impl<M: Manager> Shared<M> {
         for waker in after.more_wakes {
             waker.wake();
         }
-        for object in after.destroy {
+        for (object, reason) in after.destroy {
+            tracing::debug!(target: "pool_core", ?reason, "destroying object");
             self.spawn_destroy(object);
         }
-        if after.drained {
-            self.drained.notify_waiters();
+        if let Some((delay, failures)) = after.backoff_delay {
+            tracing::warn!(
+                target: "pool_core",
+                ?delay,
+                consecutive_failures = failures,
+                "create failed; creates paused before the next probe"
+            );
+            self.spawn_backoff_timer(delay);
+        }
+        if after.changed {
+            self.changed.notify_waiters();
+        }
+        if after.wake_maintenance {
+            self.maintenance_signal.notify_one();
         }
     }
 
-    /// Remembers the caller's runtime for `destroy` when the pool was built outside one.
-    pub(crate) fn capture_runtime(&self) {
+    /// Remembers the runtime background work runs on (the first one seen) and starts
+    /// maintenance there if a setting needs it.
+    pub(crate) fn adopt_runtime(self: &Arc<Self>) {
         if self.runtime.get().is_none() {
             if let Ok(handle) = Handle::try_current() {
                 let _ = self.runtime.set(handle);
+                self.start_maintenance();
             }
+        }
+    }
+
+    pub(crate) fn runtime(&self) -> Option<Handle> {
+        self.runtime
+            .get()
+            .cloned()
+            .or_else(|| Handle::try_current().ok())
+    }
+
+    fn start_maintenance(self: &Arc<Self>) {
+        let Some(runtime) = self.runtime.get() else {
+            return;
+        };
+        if crate::maintenance::needed(&self.config)
+            && !self.maintenance_started.swap(true, Ordering::AcqRel)
+        {
+            runtime.spawn(crate::maintenance::run(
+                Arc::downgrade(self),
+                Arc::clone(&self.maintenance_signal),
+            ));
         }
     }
 
@@ -103,12 +148,7 @@ impl<M: Manager> Shared<M> {
 
     /// Runs `destroy` in a task of its own, bounded, so no caller ever waits for it.
     fn spawn_destroy(self: &Arc<Self>, object: M::Object) {
-        let runtime = self
-            .runtime
-            .get()
-            .cloned()
-            .or_else(|| Handle::try_current().ok());
-        let Some(runtime) = runtime else {
+        let Some(runtime) = self.runtime() else {
             drop(object);
             return;
         };
@@ -119,9 +159,40 @@ impl<M: Manager> Shared<M> {
         let bound = self.background_bound();
         runtime.spawn(async move {
             let shared = &done.0;
-            let _ = tokio::time::timeout(bound, shared.manager.destroy(object)).await;
+            if tokio::time::timeout(bound, shared.manager.destroy(object))
+                .await
+                .is_err()
+            {
+                tracing::warn!(target: "pool_core", ?bound, "destroy timed out; object dropped");
+            }
             drop(done);
         });
+    }
+
+    /// Ends a backoff delay after `delay`, on the pool's runtime.
+    fn spawn_backoff_timer(self: &Arc<Self>, delay: Duration) {
+        let Some(runtime) = self.runtime() else {
+            self.backoff_elapsed();
+            return;
+        };
+        let pool = Arc::downgrade(self);
+        runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(shared) = pool.upgrade() {
+                shared.backoff_elapsed();
+            }
+        });
+    }
+
+    fn backoff_elapsed(self: &Arc<Self>) {
+        let mut after = AfterUnlock::new();
+        {
+            let mut state = self.lock();
+            state.backoff.delay_elapsed();
+            state.grant_creates(&mut after);
+            after.wake_maintenance = state.min_idle > 0;
+        }
+        self.finish(after);
     }
 
     /// Wraps a freshly created object; called with the lock held.
@@ -137,6 +208,13 @@ impl<M: Manager> Shared<M> {
             // Shortened, never lengthened: the setting is a promise.
             now + lifetime.mul_f64(1.0 - LIFETIME_JITTER * random::fraction())
         });
+        // The first background check falls anywhere in the second half of the interval,
+        // so objects created together are not all checked together.
+        let next_check = self
+            .config
+            .health_check_interval
+            .map(|interval| now + interval.mul_f64(0.5 + 0.5 * random::fraction()));
+        tracing::debug!(target: "pool_core", id, "object created");
         Box::new(Entry {
             object,
             meta: ObjectMeta {
@@ -146,12 +224,27 @@ impl<M: Manager> Shared<M> {
                 times_used: 1,
             },
             expires_at,
+            next_check,
             epoch: state.epoch,
         })
     }
 
+    /// Hands an object to the caller of `get` who asked at `caller`.
+    pub(crate) fn lend(
+        self: &Arc<Self>,
+        entry: Box<Entry<M::Object>>,
+        caller: &'static Location<'static>,
+    ) -> Object<M> {
+        if self.config.leak_threshold.is_some() {
+            let now = Instant::now();
+            self.lock().loans.lend(entry.meta.id, now, caller);
+        }
+        Object::new(Arc::clone(self), entry)
+    }
+
     /// Takes back an object from its guard: to a waiter, to the idle list, or destroyed.
     pub(crate) fn return_object(self: &Arc<Self>, mut entry: Box<Entry<M::Object>>) {
+        let mut now = None;
         // A half-used object (its thread is panicking) is not trusted; a panicking
         // `is_broken` counts as broken.
         let verdict = if std::thread::panicking()
@@ -166,25 +259,30 @@ impl<M: Manager> Shared<M> {
         {
             Some(DestroyReason::MaxUses)
         } else if self.reads_clock_on_return {
-            let now = Instant::now();
-            if entry.is_expired(now) {
+            let read = *now.insert(Instant::now());
+            if entry.is_expired(read) {
                 Some(DestroyReason::Lifetime)
             } else {
                 if self.stamps_last_used {
-                    entry.meta.last_used = now;
+                    entry.meta.last_used = read;
                 }
                 None
             }
         } else {
             None
         };
+        let loan_end = self
+            .config
+            .leak_threshold
+            .map(|_| now.unwrap_or_else(Instant::now));
         let mut state = self.lock();
-        let entry = match verdict {
-            None => match state.keep_idle(entry) {
+        let came_back = loan_end.and_then(|now| state.loans.give_back(entry.meta.id, now));
+        let entry = match (verdict, came_back) {
+            (None, None) => match state.keep_idle(entry) {
                 Ok(()) => return, // the common case: nothing to wake, nothing to destroy
                 Err(entry) => entry,
             },
-            Some(_) => entry,
+            _ => entry,
         };
         let mut after = AfterUnlock::new();
         match verdict {
@@ -192,14 +290,20 @@ impl<M: Manager> Shared<M> {
             None => state.put_back(entry, &mut after),
         }
         drop(state);
+        if let Some(report) = came_back {
+            leak::report_returned(&report);
+        }
         self.finish(after);
     }
 
     /// Frees the slot of an object given away with `Object::take`.
-    pub(crate) fn forget_object(self: &Arc<Self>) {
+    pub(crate) fn forget_object(self: &Arc<Self>, id: u64) {
         let mut after = AfterUnlock::new();
         {
             let mut state = self.lock();
+            if self.config.leak_threshold.is_some() {
+                state.loans.give_back(id, Instant::now());
+            }
             state.metrics.taken += 1;
             state.release_slot(&mut after);
         }
@@ -218,6 +322,6 @@ struct DestroyDone<M: Manager>(Arc<Shared<M>>);
 impl<M: Manager> Drop for DestroyDone<M> {
     fn drop(&mut self) {
         self.0.destroying.fetch_sub(1, Ordering::AcqRel);
-        self.0.drained.notify_waiters();
+        self.0.changed.notify_waiters();
     }
 }

@@ -51,7 +51,7 @@ pub(crate) async fn drain<M: Manager>(shared: &Arc<Shared<M>>, grace: Duration) 
     let deadline = Instant::now() + grace;
     loop {
         // Registered before reading, so a change in between still wakes us.
-        let mut changed = pin!(shared.drained.notified());
+        let mut changed = pin!(shared.changed.notified());
         changed.as_mut().enable();
         let report = ShutdownReport {
             still_out: shared.lock().size,

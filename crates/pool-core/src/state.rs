@@ -8,8 +8,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::Waker;
 
-use crate::config::QueueMode;
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+use crate::config::{PoolConfig, QueueMode};
 use crate::entry::Entry;
+use crate::leak::Loans;
 use crate::metrics::{DestroyReason, Metrics};
 use crate::status::Status;
 use crate::waiters::{Grant, WaiterQueue};
@@ -21,6 +25,13 @@ pub(crate) struct State<T, E> {
     /// Objects counted against `max_size`: idle, handed out (or granted), or being created.
     pub(crate) size: usize,
     pub(crate) creating: usize,
+    /// Creates started by maintenance to reach `min_idle` (included in `creating`).
+    pub(crate) refilling: usize,
+    pub(crate) max_concurrent_creates: usize,
+    pub(crate) min_idle: usize,
+    pub(crate) backoff: Backoff,
+    /// Checked-out objects, tracked only when `leak_threshold` is set.
+    pub(crate) loans: Loans,
     pub(crate) closed: bool,
     /// Bumped by `evict_all`; objects from an older epoch are destroyed when they return.
     pub(crate) epoch: u64,
@@ -34,9 +45,14 @@ pub(crate) struct State<T, E> {
 pub(crate) struct AfterUnlock<T> {
     pub(crate) wake: Option<Waker>,
     pub(crate) more_wakes: Vec<Waker>,
-    pub(crate) destroy: Vec<T>,
-    /// Something a `shutdown` may be waiting for changed.
-    pub(crate) drained: bool,
+    pub(crate) destroy: Vec<(T, DestroyReason)>,
+    /// Something a `shutdown` or a filling build may be waiting for changed.
+    pub(crate) changed: bool,
+    /// Maintenance should look again (e.g. to refill `min_idle`).
+    pub(crate) wake_maintenance: bool,
+    /// A create failed and a backoff delay must be timed: the delay and the consecutive
+    /// failures so far.
+    pub(crate) backoff_delay: Option<(Duration, u32)>,
 }
 
 impl<T> AfterUnlock<T> {
@@ -45,7 +61,9 @@ impl<T> AfterUnlock<T> {
             wake: None,
             more_wakes: Vec::new(),
             destroy: Vec::new(),
-            drained: false,
+            changed: false,
+            wake_maintenance: false,
+            backoff_delay: None,
         }
     }
 
@@ -60,13 +78,18 @@ impl<T> AfterUnlock<T> {
 }
 
 impl<T, E> State<T, E> {
-    pub(crate) fn new(max_size: usize) -> Self {
+    pub(crate) fn new(config: &PoolConfig) -> Self {
         Self {
             idle: VecDeque::new(),
             waiters: WaiterQueue::new(),
-            max_size,
+            max_size: config.max_size,
             size: 0,
             creating: 0,
+            refilling: 0,
+            max_concurrent_creates: config.max_concurrent_creates,
+            min_idle: config.min_idle,
+            backoff: Backoff::new(),
+            loans: Loans::default(),
             closed: false,
             epoch: 0,
             next_id: 1,
@@ -99,36 +122,101 @@ impl<T, E> State<T, E> {
         }
     }
 
-    /// Reserves a slot for a create if one is free.
+    /// Whether one more create may start: the pool is open, fewer than
+    /// `max_concurrent_creates` are in flight, and the backoff allows it.
+    pub(crate) fn can_start_create(&self) -> bool {
+        !self.closed && self.creating < self.max_concurrent_creates && self.backoff.allows_create()
+    }
+
+    /// Reserves a slot for a create if one is free and a create may start.
     pub(crate) fn try_reserve_create(&mut self) -> bool {
-        if self.size < self.max_size {
+        if self.size < self.max_size && self.can_start_create() {
             self.size += 1;
-            self.creating += 1;
+            self.start_create();
             true
         } else {
             false
         }
     }
 
-    /// A slot was freed: it goes to the longest waiter as a create slot, or is given up.
-    pub(crate) fn release_slot(&mut self, after: &mut AfterUnlock<T>) {
-        if self.closed {
-            self.size -= 1;
-            after.drained = true;
-        } else if self.size <= self.max_size && !self.waiters.is_empty() {
-            self.creating += 1;
+    fn start_create(&mut self) {
+        self.creating += 1;
+        self.backoff.create_started();
+    }
+
+    /// Reserves slots for the creates needed to bring the idle objects up to `min_idle`
+    /// (counting refills in flight); returns how many to start.
+    pub(crate) fn plan_refill(&mut self) -> usize {
+        let mut planned = 0;
+        while self.idle.len() + self.refilling < self.min_idle
+            && self.size < self.max_size
+            && self.can_start_create()
+        {
+            self.size += 1;
+            self.start_create();
+            self.refilling += 1;
+            planned += 1;
+        }
+        planned
+    }
+
+    /// Gives waiting callers a slot to create in, while there is room and creates may
+    /// start. Each waiter gets at most one, so creates never outnumber the demand.
+    pub(crate) fn grant_creates(&mut self, after: &mut AfterUnlock<T>) {
+        while !self.waiters.is_empty() && self.size < self.max_size && self.can_start_create() {
+            self.size += 1;
+            self.start_create();
             match self.waiters.grant_front(Grant::CreateSlot) {
                 Ok(waker) => after.wake(waker),
                 Err(_) => unreachable!("a waiter was queued"),
             }
-        } else {
-            self.size -= 1;
         }
     }
 
-    /// A create in flight ended without an object.
+    /// A slot was freed: it goes to the longest waiter as a create slot if one may
+    /// start, else it is given up.
+    pub(crate) fn release_slot(&mut self, after: &mut AfterUnlock<T>) {
+        self.size -= 1;
+        if self.closed {
+            after.changed = true;
+        } else {
+            self.grant_creates(after);
+            if self.min_idle > 0 {
+                after.wake_maintenance = true;
+            }
+        }
+    }
+
+    /// A create in flight ended without an outcome (cancelled or panicked).
     pub(crate) fn abandon_create(&mut self, after: &mut AfterUnlock<T>) {
         self.creating -= 1;
+        self.backoff.create_abandoned();
+        self.release_slot(after);
+    }
+
+    /// A create succeeded: creation reopens fully.
+    pub(crate) fn create_succeeded(&mut self, after: &mut AfterUnlock<T>) {
+        self.creating -= 1;
+        self.metrics.created += 1;
+        self.last_create_error = None;
+        self.backoff.create_succeeded();
+        self.grant_creates(after);
+        after.changed = true;
+    }
+
+    /// A create failed (`error` is kept as the pool's latest failure when given): its
+    /// slot is freed and creation backs off.
+    pub(crate) fn create_failed(&mut self, error: Option<Arc<E>>, after: &mut AfterUnlock<T>) {
+        self.creating -= 1;
+        self.metrics.create_failures += 1;
+        if error.is_some() {
+            self.last_create_error = error;
+        }
+        after.backoff_delay = self
+            .backoff
+            .create_failed()
+            .map(|delay| (delay, self.backoff.consecutive_failures()));
+        after.changed = true;
         self.release_slot(after);
     }
 
@@ -136,7 +224,7 @@ impl<T, E> State<T, E> {
     pub(crate) fn retire(&mut self, object: T, reason: DestroyReason, after: &mut AfterUnlock<T>) {
         self.metrics.destroyed_by.count(reason);
         self.release_slot(after);
-        after.destroy.push(object);
+        after.destroy.push((object, reason));
     }
 
     /// Puts a returned object on the idle list if that is all there is to do (nobody
@@ -178,18 +266,6 @@ impl<T, E> State<T, E> {
         }
     }
 
-    /// Hands free slots to waiters after the limit grew.
-    pub(crate) fn grant_free_slots(&mut self, after: &mut AfterUnlock<T>) {
-        while self.size < self.max_size && !self.waiters.is_empty() {
-            self.size += 1;
-            self.creating += 1;
-            match self.waiters.grant_front(Grant::CreateSlot) {
-                Ok(waker) => after.wake(waker),
-                Err(_) => unreachable!("a waiter was queued"),
-            }
-        }
-    }
-
     /// Marks the pool closed, retiring idle objects and releasing every waiter.
     pub(crate) fn close(&mut self, after: &mut AfterUnlock<T>) {
         if self.closed {
@@ -202,6 +278,7 @@ impl<T, E> State<T, E> {
         while let Ok(waker) = self.waiters.grant_front(Grant::Closed) {
             after.wake(waker);
         }
-        after.drained = true;
+        after.changed = true;
+        after.wake_maintenance = true;
     }
 }

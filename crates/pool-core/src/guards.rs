@@ -1,0 +1,99 @@
+//! Guards that undo a step of a `get` (or of maintenance) if it is cancelled or panics.
+
+use std::sync::Arc;
+
+use crate::entry::Entry;
+use crate::manager::Manager;
+use crate::metrics::DestroyReason;
+use crate::shared::Shared;
+use crate::state::AfterUnlock;
+
+/// Gives a reserved create slot back if the create is cancelled or panics.
+pub(crate) struct CreateSlotGuard<'a, M: Manager> {
+    shared: &'a Arc<Shared<M>>,
+}
+
+impl<'a, M: Manager> CreateSlotGuard<'a, M> {
+    pub(crate) fn new(shared: &'a Arc<Shared<M>>) -> Self {
+        Self { shared }
+    }
+
+    /// The create ended with an outcome, which the caller now settles itself.
+    pub(crate) fn settled(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl<M: Manager> Drop for CreateSlotGuard<'_, M> {
+    fn drop(&mut self) {
+        let mut after = AfterUnlock::new();
+        self.shared.lock().abandon_create(&mut after);
+        self.shared.finish(after);
+    }
+}
+
+/// Holds an object taken from the idle list while a hook readies or checks it. An object
+/// still here when the guard drops (its `get` or check was cancelled, or panicked) is
+/// destroyed as abandoned, since it may be half-recycled.
+pub(crate) struct Checkout<'a, M: Manager> {
+    shared: &'a Arc<Shared<M>>,
+    entry: Option<Box<Entry<M::Object>>>,
+    /// Checked out for a caller, so counted in `metrics.recycled` until it fails.
+    for_caller: bool,
+}
+
+impl<'a, M: Manager> Checkout<'a, M> {
+    pub(crate) fn for_caller(shared: &'a Arc<Shared<M>>, entry: Box<Entry<M::Object>>) -> Self {
+        Self {
+            shared,
+            entry: Some(entry),
+            for_caller: true,
+        }
+    }
+
+    pub(crate) fn for_maintenance(
+        shared: &'a Arc<Shared<M>>,
+        entry: Box<Entry<M::Object>>,
+    ) -> Self {
+        Self {
+            shared,
+            entry: Some(entry),
+            for_caller: false,
+        }
+    }
+
+    pub(crate) fn entry_mut(&mut self) -> Option<&mut Entry<M::Object>> {
+        self.entry.as_deref_mut()
+    }
+
+    /// The object passed: hand it on.
+    pub(crate) fn release(mut self) -> Option<Box<Entry<M::Object>>> {
+        self.entry.take()
+    }
+
+    /// Destroys the object, counting why.
+    pub(crate) fn reject(&mut self, reason: DestroyReason) {
+        if let Some(entry) = self.entry.take() {
+            let mut after = AfterUnlock::new();
+            {
+                let mut state = self.shared.lock();
+                if self.for_caller {
+                    state.metrics.recycled -= 1;
+                }
+                match reason {
+                    DestroyReason::RecycleFailed => state.metrics.recycle_failures += 1,
+                    DestroyReason::HealthCheckFailed => state.metrics.health_check_failures += 1,
+                    _ => {}
+                }
+                state.retire(entry.object, reason, &mut after);
+            }
+            self.shared.finish(after);
+        }
+    }
+}
+
+impl<M: Manager> Drop for Checkout<'_, M> {
+    fn drop(&mut self) {
+        self.reject(DestroyReason::Abandoned);
+    }
+}

@@ -1,0 +1,301 @@
+//! Background maintenance: keeps `min_idle` objects ready, retires idle objects past
+//! `idle_timeout` or their lifetime, health-checks idle objects every
+//! `health_check_interval`, and reports objects held past `leak_threshold`.
+//!
+//! One task per pool, started only when a setting needs it. Between passes it holds only a
+//! `Weak` to the pool and sleeps until the next deadline or a signal (a destroyed object
+//! to replace, a new object, the pool closing), so it ends with the pool. Every hook it
+//! calls is bounded, and a panic in one counts as a failure of that hook.
+
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::{Arc, Weak};
+use std::task::Poll;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::PoolConfig;
+use crate::entry::Entry;
+use crate::guards::Checkout;
+use crate::leak;
+use crate::manager::Manager;
+use crate::metrics::DestroyReason;
+use crate::shared::{PoolState, Shared};
+use crate::state::AfterUnlock;
+
+/// Whether any setting needs a maintenance task.
+pub(crate) fn needed(config: &PoolConfig) -> bool {
+    config.min_idle > 0
+        || config.idle_timeout.is_some()
+        || config.max_lifetime.is_some()
+        || config.health_check_interval.is_some()
+        || config.leak_threshold.is_some()
+}
+
+/// The maintenance task's loop; ends when the pool is closed or gone.
+pub(crate) async fn run<M: Manager>(pool: Weak<Shared<M>>, signal: Arc<Notify>) {
+    loop {
+        let wake_at = {
+            let Some(shared) = pool.upgrade() else {
+                return;
+            };
+            match shared.maintain().await {
+                Some(wake_at) => wake_at,
+                None => return,
+            }
+        };
+        // A signal sent during the pass left a permit, so nothing is missed here.
+        match wake_at {
+            Some(at) => {
+                let _ = tokio::time::timeout_at(at, signal.notified()).await;
+            }
+            None => signal.notified().await,
+        }
+    }
+}
+
+impl<M: Manager> Shared<M> {
+    /// One pass. Returns when to look again (`None` inside: only when signalled), or `None`
+    /// once the pool is closed.
+    async fn maintain(self: &Arc<Self>) -> Option<Option<Instant>> {
+        let now = Instant::now();
+        let mut after = AfterUnlock::new();
+        let (due_checks, leaks, refills) = {
+            let mut state = self.lock();
+            if state.closed {
+                return None;
+            }
+            self.sweep_idle(&mut state, now, &mut after);
+            let due_checks = take_due_checks::<M>(&mut state, now);
+            let leaks = match self.config.leak_threshold {
+                Some(threshold) => state.loans.overdue(now, threshold),
+                None => Vec::new(),
+            };
+            state.metrics.leaks += leaks.len() as u64;
+            (due_checks, leaks, state.plan_refill())
+        };
+        self.finish(after);
+        leaks.iter().for_each(leak::report_held);
+        for _ in 0..refills {
+            self.spawn_refill();
+        }
+        for entry in due_checks {
+            self.check_in_background(entry).await;
+        }
+        let now = Instant::now();
+        Some(self.next_wake(&self.lock(), now))
+    }
+
+    /// Retires idle objects past their lifetime, then those idle past `idle_timeout`,
+    /// longest idle first, keeping `min_idle`.
+    fn sweep_idle(
+        &self,
+        state: &mut PoolState<M>,
+        now: Instant,
+        after: &mut AfterUnlock<M::Object>,
+    ) {
+        if self.config.max_lifetime.is_some() {
+            for entry in std::mem::take(&mut state.idle) {
+                if entry.is_expired(now) {
+                    state.retire(entry.object, DestroyReason::Lifetime, after);
+                } else {
+                    state.idle.push_back(entry);
+                }
+            }
+        }
+        if let Some(idle_timeout) = self.config.idle_timeout {
+            // The front of the idle list is the longest idle in both queue modes.
+            let mut removable = state.idle.len().saturating_sub(state.min_idle);
+            for entry in std::mem::take(&mut state.idle) {
+                let idle_for = now.saturating_duration_since(entry.meta.last_used);
+                if removable > 0 && idle_for >= idle_timeout {
+                    removable -= 1;
+                    state.retire(entry.object, DestroyReason::IdleTimeout, after);
+                } else {
+                    state.idle.push_back(entry);
+                }
+            }
+        }
+    }
+
+    /// When the next deadline falls: an idle object's lifetime, idle timeout or health
+    /// check, or a loan reaching `leak_threshold`.
+    fn next_wake(&self, state: &PoolState<M>, now: Instant) -> Option<Instant> {
+        let config = &self.config;
+        let idle_removable = state.idle.len() > state.min_idle;
+        let idle_deadlines = state.idle.iter().flat_map(|entry| {
+            [
+                entry.expires_at,
+                entry.next_check,
+                config
+                    .idle_timeout
+                    .filter(|_| idle_removable)
+                    .map(|timeout| entry.meta.last_used + timeout),
+            ]
+        });
+        let leak_deadline = config
+            .leak_threshold
+            .and_then(|threshold| state.loans.next_due(threshold));
+        // Objects that are out, or come back, change deadlines without waking this task,
+        // so it also looks again at least this often.
+        let fallback = [
+            config.idle_timeout,
+            config.max_lifetime.map(|lifetime| lifetime / 20),
+            config.health_check_interval,
+            config.leak_threshold,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|period| now + period);
+        idle_deadlines
+            .chain([leak_deadline, fallback])
+            .flatten()
+            .min()
+    }
+
+    /// Health-checks one idle object off every caller's path; it goes back (to a waiter
+    /// first) if it passes and is destroyed if it fails, times out or panics.
+    async fn check_in_background(self: &Arc<Self>, entry: Box<Entry<M::Object>>) {
+        let mut checkout = Checkout::for_maintenance(self, entry);
+        let Some(entry) = checkout.entry_mut() else {
+            return;
+        };
+        let check = self.manager.health_check(&mut entry.object, &entry.meta);
+        let bounded = tokio::time::timeout(self.background_bound(), check);
+        match catch_panic(bounded).await {
+            Some(Ok(Ok(()))) => {
+                entry.next_check = self
+                    .config
+                    .health_check_interval
+                    .map(|interval| Instant::now() + interval);
+                if let Some(entry) = checkout.release() {
+                    let mut after = AfterUnlock::new();
+                    self.lock().put_back(entry, &mut after);
+                    self.finish(after);
+                }
+            }
+            outcome => {
+                match outcome {
+                    Some(Ok(Err(error))) => {
+                        tracing::warn!(target: "pool_core", %error, "background health check failed");
+                    }
+                    Some(Err(_)) => {
+                        tracing::warn!(target: "pool_core", "background health check timed out")
+                    }
+                    _ => tracing::warn!(target: "pool_core", "background health check panicked"),
+                }
+                checkout.reject(DestroyReason::HealthCheckFailed);
+            }
+        }
+    }
+
+    /// Creates one object for `min_idle` in a slot `plan_refill` reserved.
+    fn spawn_refill(self: &Arc<Self>) {
+        let slot = RefillSlot(Some(Arc::clone(self)));
+        match self.runtime() {
+            Some(runtime) => drop(runtime.spawn(slot.fill())),
+            None => drop(slot), // gives the slot back
+        }
+    }
+}
+
+/// Takes the idle objects whose background health check is due off the idle list; they
+/// count as in use while checked.
+fn take_due_checks<M: Manager>(
+    state: &mut PoolState<M>,
+    now: Instant,
+) -> Vec<Box<Entry<M::Object>>> {
+    let mut due = Vec::new();
+    if state
+        .idle
+        .iter()
+        .any(|entry| entry.next_check.is_some_and(|at| at <= now))
+    {
+        for entry in std::mem::take(&mut state.idle) {
+            if entry.next_check.is_some_and(|at| at <= now) {
+                due.push(entry);
+            } else {
+                state.idle.push_back(entry);
+            }
+        }
+    }
+    due
+}
+
+/// A slot reserved for a `min_idle` create; given back if the task is dropped unfinished.
+struct RefillSlot<M: Manager>(Option<Arc<Shared<M>>>);
+
+impl<M: Manager> RefillSlot<M> {
+    async fn fill(mut self) {
+        let Some(shared) = self.0.clone() else {
+            return;
+        };
+        let bound = shared
+            .config
+            .create_timeout
+            .unwrap_or_else(|| shared.background_bound());
+        let outcome = catch_panic(tokio::time::timeout(bound, shared.manager.create())).await;
+        self.0 = None; // settled below
+        let now = Instant::now();
+        let mut after = AfterUnlock::new();
+        {
+            let mut state = shared.lock();
+            state.refilling -= 1;
+            match outcome {
+                Some(Ok(Ok(object))) => {
+                    state.create_succeeded(&mut after);
+                    if state.closed {
+                        state.retire(object, DestroyReason::Closed, &mut after);
+                    } else {
+                        let entry = shared.new_entry(&mut state, object, now);
+                        state.put_back(entry, &mut after);
+                    }
+                }
+                Some(Ok(Err(error))) => {
+                    tracing::warn!(target: "pool_core", %error, "create for min_idle failed");
+                    state.create_failed(Some(Arc::new(error)), &mut after);
+                }
+                Some(Err(_)) => {
+                    tracing::warn!(target: "pool_core", ?bound, "create for min_idle timed out");
+                    state.create_failed(None, &mut after);
+                }
+                None => {
+                    tracing::warn!(target: "pool_core", "create for min_idle panicked");
+                    state.create_failed(None, &mut after);
+                }
+            }
+            after.wake_maintenance = true;
+        }
+        shared.finish(after);
+    }
+}
+
+impl<M: Manager> Drop for RefillSlot<M> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            let mut after = AfterUnlock::new();
+            {
+                let mut state = shared.lock();
+                state.refilling -= 1;
+                state.abandon_create(&mut after);
+            }
+            shared.finish(after);
+        }
+    }
+}
+
+/// Runs `future`, turning a panic into `None`: a background hook that panics has failed.
+async fn catch_panic<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Some(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        },
+    )
+    .await
+}
