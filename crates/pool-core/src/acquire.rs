@@ -167,6 +167,7 @@ impl<M: Manager> Shared<M> {
 
     /// Builds the timeout error for a caller, counting it.
     pub(crate) fn timed_out(&self, progress: &mut Progress<M::Error>) -> PoolError<M::Error> {
+        tracing::debug!(target: "pool_core", kind = ?progress.phase, "get timed out");
         let mut state = self.lock();
         state.metrics.timeouts += 1;
         let last_error = progress

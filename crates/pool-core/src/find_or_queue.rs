@@ -50,6 +50,12 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
             }
             if let Some(entry) = state.pop_idle(shared.config.queue_mode) {
                 state.metrics.recycled += 1;
+                // `min_idle` is what stays ready beside what is in use: top it up.
+                let below_min_idle = state.idle.len() < state.min_idle;
+                drop(state);
+                if below_min_idle {
+                    shared.maintenance_signal.notify_one();
+                }
                 return Poll::Ready(Ok(Found::Idle(entry)));
             }
             if state.try_reserve_create() {
