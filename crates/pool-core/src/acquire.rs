@@ -93,7 +93,11 @@ impl<M: Manager> Shared<M> {
                 .await
             {
                 Ready::Object(object) => return Ok(object),
-                Ready::Rejected => {}
+                Ready::Rejected { kept_slot: false } => {}
+                Ready::Rejected { kept_slot: true } => {
+                    let slow = self.create_then_retry(mode, deadline, progress, caller);
+                    return Box::pin(slow).await;
+                }
                 Ready::DeadlinePassed => return Err(self.timed_out(&mut progress)),
             }
         }
@@ -159,8 +163,10 @@ impl<M: Manager> Shared<M> {
             };
             progress.phase = TimeoutKind::Recycle;
             // The outer timeout bounds this call, so no deadline is passed down.
-            if let Ready::Object(object) = self.ready_idle(entry, None, progress, caller).await {
-                return Ok(object);
+            match self.ready_idle(entry, None, progress, caller).await {
+                Ready::Object(object) => return Ok(object),
+                Ready::Rejected { kept_slot } => holding_slot = kept_slot,
+                Ready::DeadlinePassed => {}
             }
         }
     }
@@ -241,32 +247,28 @@ impl<M: Manager> Shared<M> {
     ) -> Ready<M> {
         let mut checkout = Checkout::for_caller(self, entry);
         let Some(entry) = checkout.entry_mut() else {
-            return Ready::Rejected;
+            return Ready::Rejected { kept_slot: false };
         };
         entry.meta.times_used += 1;
         let config = &self.config;
         let needs_now = config.max_lifetime.is_some()
             || config.health_check_after.is_some()
             || config.recycle_timeout.is_some();
-        let now = needs_now.then(Instant::now);
-        let hook_deadline = match (deadline, config.recycle_timeout.zip(now)) {
-            (None, None) => None,
-            (Some(caller), None) => Some(caller),
-            (None, Some((limit, now))) => Some(now + limit),
-            (Some(caller), Some((limit, now))) => Some(caller.min(now + limit)),
-        };
-        if let Some(now) = now {
-            if entry.is_expired(now) {
-                checkout.reject(DestroyReason::Lifetime);
-                return Ready::Rejected;
+        let mut now = needs_now.then(Instant::now);
+        if let Some(read) = now {
+            if entry.is_expired(read) {
+                return Ready::Rejected {
+                    kept_slot: checkout.reject_keeping_slot(DestroyReason::Lifetime),
+                };
             }
-            let idle_for = now.saturating_duration_since(entry.meta.last_used);
+            let idle_for = read.saturating_duration_since(entry.meta.last_used);
             if config
                 .health_check_after
-                .is_some_and(|window| idle_for > window)
+                .is_some_and(|window| idle_for >= window)
             {
                 let check = self.manager.health_check(&mut entry.object, &entry.meta);
-                if let Err(failure) = within(hook_deadline, check).await {
+                let bound = self.hook_deadline(deadline, now);
+                if let Err(failure) = within(bound, check).await {
                     return fail(
                         &mut checkout,
                         failure,
@@ -275,10 +277,12 @@ impl<M: Manager> Shared<M> {
                         DestroyReason::HealthCheckFailed,
                     );
                 }
+                // `recycle_timeout` bounds each hook on its own.
+                now = now.map(|_| Instant::now());
             }
         }
         let recycle = self.manager.recycle(&mut entry.object, &entry.meta);
-        if let Err(failure) = within(hook_deadline, recycle).await {
+        if let Err(failure) = within(self.hook_deadline(deadline, now), recycle).await {
             return fail(
                 &mut checkout,
                 failure,
@@ -289,7 +293,21 @@ impl<M: Manager> Shared<M> {
         }
         match checkout.release() {
             Some(entry) => Ready::Object(self.lend(entry, caller)),
-            None => Ready::Rejected,
+            None => Ready::Rejected { kept_slot: false },
+        }
+    }
+
+    /// When a hook started `now` must end: `recycle_timeout` from now, or the caller's own
+    /// deadline if that comes first.
+    fn hook_deadline(&self, caller: Option<Instant>, now: Option<Instant>) -> Option<Instant> {
+        let own = self
+            .config
+            .recycle_timeout
+            .zip(now)
+            .map(|(limit, now)| now + limit);
+        match (caller, own) {
+            (Some(caller), Some(own)) => Some(caller.min(own)),
+            (caller, own) => caller.or(own),
         }
     }
 }
@@ -297,8 +315,11 @@ impl<M: Manager> Shared<M> {
 /// The outcome of readying an idle object.
 enum Ready<M: Manager> {
     Object(Object<M>),
-    /// Destroyed (expired, failed its check or recycle); look again.
-    Rejected,
+    /// Destroyed (expired, failed its check or recycle); look again. When `kept_slot`, the
+    /// caller kept the object's slot to create in, so it does not lose its turn.
+    Rejected {
+        kept_slot: bool,
+    },
     /// The caller's own deadline passed during a hook.
     DeadlinePassed,
 }
@@ -340,9 +361,9 @@ fn fail<M: Manager>(
         Some(error) => tracing::debug!(target: "pool_core", %error, "recycle failed"),
         None => tracing::debug!(target: "pool_core", ?reason, "hook timed out"),
     }
-    checkout.reject(reason);
+    let kept_slot = checkout.reject_keeping_slot(reason);
     if let Some(error) = failure {
         progress.last_error = Some(Arc::new(error));
     }
-    Ready::Rejected
+    Ready::Rejected { kept_slot }
 }

@@ -108,10 +108,13 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
 
 impl<M: Manager> Drop for FindOrQueue<'_, M> {
     fn drop(&mut self) {
-        if let Some((key, _)) = self.waiting.take() {
+        if let Some((key, since)) = self.waiting.take() {
+            let waited = Instant::now() - since;
             let mut after = AfterUnlock::new();
             {
                 let mut state = self.shared.lock();
+                // A caller that gave up (timed out, cancelled) waited too.
+                state.metrics.wait_time += waited;
                 if let Some(grant) = state.waiters.cancel(key) {
                     state.regrant(grant, &mut after);
                 }

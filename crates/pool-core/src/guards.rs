@@ -71,24 +71,42 @@ impl<'a, M: Manager> Checkout<'a, M> {
         self.entry.take()
     }
 
-    /// Destroys the object, counting why.
+    /// Destroys the object, counting why; its slot is freed.
     pub(crate) fn reject(&mut self, reason: DestroyReason) {
-        if let Some(entry) = self.entry.take() {
-            let mut after = AfterUnlock::new();
-            {
-                let mut state = self.shared.lock();
-                if self.for_caller {
-                    state.metrics.recycled -= 1;
-                }
-                match reason {
-                    DestroyReason::RecycleFailed => state.metrics.recycle_failures += 1,
-                    DestroyReason::HealthCheckFailed => state.metrics.health_check_failures += 1,
-                    _ => {}
-                }
-                state.retire(entry.object, reason, &mut after);
+        self.discard(reason, false);
+    }
+
+    /// Destroys the object, counting why, and keeps its slot for the caller to create in
+    /// when a create may start now, so a caller whose object failed does not lose its
+    /// turn to those queued behind it. Returns whether the slot was kept.
+    pub(crate) fn reject_keeping_slot(&mut self, reason: DestroyReason) -> bool {
+        self.discard(reason, true)
+    }
+
+    fn discard(&mut self, reason: DestroyReason, keep_slot: bool) -> bool {
+        let Some(entry) = self.entry.take() else {
+            return false;
+        };
+        let mut after = AfterUnlock::new();
+        let kept = {
+            let mut state = self.shared.lock();
+            if self.for_caller {
+                state.metrics.recycled -= 1;
             }
-            self.shared.finish(after);
-        }
+            match reason {
+                DestroyReason::RecycleFailed => state.metrics.recycle_failures += 1,
+                DestroyReason::HealthCheckFailed => state.metrics.health_check_failures += 1,
+                _ => {}
+            }
+            if keep_slot {
+                state.retire_keeping_slot(entry.object, reason, &mut after)
+            } else {
+                state.retire(entry.object, reason, &mut after);
+                false
+            }
+        };
+        self.shared.finish(after);
+        kept
     }
 }
 

@@ -159,27 +159,34 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Keeps only the idle objects for which `keep` returns `true`; the others are
-    /// destroyed. Checked-out objects are not visited. If `keep` panics, the object it was
-    /// looking at is kept and the panic resumes once the pool is consistent again.
+    /// destroyed. Checked-out objects are not visited.
+    ///
+    /// `keep` runs without the pool's lock (the objects it looks at are set aside
+    /// meanwhile, counted as in use), so it may call back into the pool. If it panics, the
+    /// object it was looking at and those after it are kept, and the panic resumes once the
+    /// pool is consistent again.
     pub fn retain(&self, mut keep: impl FnMut(&M::Object, &ObjectMeta) -> bool) {
-        let mut after = AfterUnlock::new();
+        let idle = std::mem::take(&mut self.shared.lock().idle);
         let mut panic = None;
+        let verdicts: Vec<bool> = idle
+            .iter()
+            .map(|entry| {
+                panic.is_some()
+                    || catch_unwind(AssertUnwindSafe(|| keep(&entry.object, &entry.meta)))
+                        .unwrap_or_else(|payload| {
+                            panic = Some(payload);
+                            true
+                        })
+            })
+            .collect();
+        let mut after = AfterUnlock::new();
         {
             let mut state = self.shared.lock();
-            let idle = std::mem::take(&mut state.idle);
-            for entry in idle {
-                let verdict = if panic.is_none() {
-                    catch_unwind(AssertUnwindSafe(|| keep(&entry.object, &entry.meta)))
+            for (entry, kept) in idle.into_iter().zip(verdicts) {
+                if kept {
+                    state.put_back(entry, &mut after);
                 } else {
-                    Ok(true)
-                };
-                match verdict {
-                    Ok(true) => state.idle.push_back(entry),
-                    Ok(false) => state.retire(entry.object, DestroyReason::RetainedOut, &mut after),
-                    Err(payload) => {
-                        panic = Some(payload);
-                        state.idle.push_back(entry);
-                    }
+                    state.retire(entry.object, DestroyReason::RetainedOut, &mut after);
                 }
             }
         }

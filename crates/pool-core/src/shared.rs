@@ -36,8 +36,6 @@ pub(crate) struct Shared<M: Manager> {
     runtime: OnceLock<Handle>,
     /// Live `Pool` handles; the last one dropped closes the pool.
     pub(crate) handles: AtomicUsize,
-    /// `destroy` hooks spawned and not finished.
-    destroying: AtomicUsize,
     /// Signalled when objects come back, creates end or destroys finish: what `shutdown`
     /// and a filling build wait for.
     pub(crate) changed: Notify,
@@ -55,7 +53,6 @@ impl<M: Manager> Shared<M> {
             state: Mutex::new(State::new(&config)),
             runtime: OnceLock::new(),
             handles: AtomicUsize::new(1),
-            destroying: AtomicUsize::new(0),
             changed: Notify::new(),
             maintenance_signal: Arc::new(Notify::new()),
             maintenance_started: AtomicBool::new(false),
@@ -142,20 +139,15 @@ impl<M: Manager> Shared<M> {
             .unwrap_or(DEFAULT_BACKGROUND_BOUND)
     }
 
-    pub(crate) fn destroys_in_flight(&self) -> usize {
-        self.destroying.load(Ordering::Acquire)
-    }
-
     /// Runs `destroy` in a task of its own, bounded, so no caller ever waits for it.
     fn spawn_destroy(self: &Arc<Self>, object: M::Object) {
+        // Counts the destroy as finished when dropped: after the hook, or if the hook
+        // panics, or if the task is dropped unpolled (runtime shutting down).
+        let done = DestroyDone(Arc::clone(self));
         let Some(runtime) = self.runtime() else {
             drop(object);
             return;
         };
-        self.destroying.fetch_add(1, Ordering::AcqRel);
-        // Owned by the task, so it counts the destroy as finished even if the task is
-        // dropped unpolled (runtime shutting down) or the hook panics.
-        let done = DestroyDone(Arc::clone(self));
         let bound = self.background_bound();
         runtime.spawn(async move {
             let shared = &done.0;
@@ -321,7 +313,7 @@ struct DestroyDone<M: Manager>(Arc<Shared<M>>);
 
 impl<M: Manager> Drop for DestroyDone<M> {
     fn drop(&mut self) {
-        self.0.destroying.fetch_sub(1, Ordering::AcqRel);
+        self.0.lock().destroying -= 1;
         self.0.changed.notify_waiters();
     }
 }

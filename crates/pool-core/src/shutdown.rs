@@ -53,9 +53,12 @@ pub(crate) async fn drain<M: Manager>(shared: &Arc<Shared<M>>, grace: Duration) 
         // Registered before reading, so a change in between still wakes us.
         let mut changed = pin!(shared.changed.notified());
         changed.as_mut().enable();
-        let report = ShutdownReport {
-            still_out: shared.lock().size,
-            still_destroying: shared.destroys_in_flight(),
+        let report = {
+            let state = shared.lock();
+            ShutdownReport {
+                still_out: state.size,
+                still_destroying: state.destroying,
+            }
         };
         if report.is_clean() || Instant::now() >= deadline {
             return report;

@@ -33,6 +33,9 @@ pub(crate) struct State<T, E> {
     /// Checked-out objects, tracked only when `leak_threshold` is set.
     pub(crate) loans: Loans,
     pub(crate) closed: bool,
+    /// Objects retired whose `destroy` has not finished (counted from the moment they are
+    /// retired, so a shutdown never sees an object in neither `size` nor here).
+    pub(crate) destroying: usize,
     /// Bumped by `evict_all`; objects from an older epoch are destroyed when they return.
     pub(crate) epoch: u64,
     pub(crate) next_id: u64,
@@ -91,6 +94,7 @@ impl<T, E> State<T, E> {
             backoff: Backoff::new(),
             loans: Loans::default(),
             closed: false,
+            destroying: 0,
             epoch: 0,
             next_id: 1,
             metrics: Metrics::default(),
@@ -222,8 +226,33 @@ impl<T, E> State<T, E> {
 
     /// Destroys a counted object: frees its slot and queues the `destroy` hook.
     pub(crate) fn retire(&mut self, object: T, reason: DestroyReason, after: &mut AfterUnlock<T>) {
-        self.metrics.destroyed_by.count(reason);
+        self.discard(object, reason, after);
         self.release_slot(after);
+    }
+
+    /// Destroys a counted object but, when no idle object is left for the caller that held
+    /// it and a create may start, turns its slot into that caller's create slot; otherwise
+    /// frees the slot. Returns whether it kept it.
+    pub(crate) fn retire_keeping_slot(
+        &mut self,
+        object: T,
+        reason: DestroyReason,
+        after: &mut AfterUnlock<T>,
+    ) -> bool {
+        self.discard(object, reason, after);
+        // With idle objects left the caller simply takes one; nobody waits then.
+        if self.idle.is_empty() && self.size <= self.max_size && self.can_start_create() {
+            self.start_create();
+            true
+        } else {
+            self.release_slot(after);
+            false
+        }
+    }
+
+    fn discard(&mut self, object: T, reason: DestroyReason, after: &mut AfterUnlock<T>) {
+        self.metrics.destroyed_by.count(reason);
+        self.destroying += 1;
         after.destroy.push((object, reason));
     }
 

@@ -197,7 +197,7 @@ async fn creates_never_outnumber_the_callers_that_need_them() {
     settle().await;
     assert_eq!(pool.status().creating, 3);
     for caller in callers {
-        caller.await.unwrap().unwrap();
+        drop(caller.await.unwrap().unwrap());
     }
     assert_eq!(probe.creates(), 3);
 }
