@@ -107,19 +107,28 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
 }
 
 impl<M: Manager> Drop for FindOrQueue<'_, M> {
+    #[inline]
     fn drop(&mut self) {
         if let Some((key, since)) = self.waiting.take() {
-            let waited = Instant::now() - since;
-            let mut after = AfterUnlock::new();
-            {
-                let mut state = self.shared.lock();
-                // A caller that gave up (timed out, cancelled) waited too.
-                state.metrics.wait_time += waited;
-                if let Some(grant) = state.waiters.cancel(key) {
-                    state.regrant(grant, &mut after);
-                }
-            }
-            self.shared.finish(after);
+            self.give_up(key, since);
         }
+    }
+}
+
+impl<M: Manager> FindOrQueue<'_, M> {
+    /// Leaves the queue (cancelled or timed out), passing on anything granted meanwhile.
+    #[cold]
+    fn give_up(&mut self, key: WaiterKey, since: Instant) {
+        let waited = Instant::now() - since;
+        let mut after = AfterUnlock::new();
+        {
+            let mut state = self.shared.lock();
+            // A caller that gave up (timed out, cancelled) waited too.
+            state.metrics.wait_time += waited;
+            if let Some(grant) = state.waiters.cancel(key) {
+                state.regrant(grant, &mut after);
+            }
+        }
+        self.shared.finish(after);
     }
 }

@@ -83,6 +83,7 @@ impl<'a, M: Manager> Checkout<'a, M> {
         self.discard(reason, true)
     }
 
+    #[inline(never)]
     fn discard(&mut self, reason: DestroyReason, keep_slot: bool) -> bool {
         let Some(entry) = self.entry.take() else {
             return false;
@@ -111,7 +112,11 @@ impl<'a, M: Manager> Checkout<'a, M> {
 }
 
 impl<M: Manager> Drop for Checkout<'_, M> {
+    #[inline]
     fn drop(&mut self) {
-        self.reject(DestroyReason::Abandoned);
+        // Almost always released already; the check stays inline, the rest out of line.
+        if self.entry.is_some() {
+            self.reject(DestroyReason::Abandoned);
+        }
     }
 }

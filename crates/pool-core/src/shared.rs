@@ -102,10 +102,17 @@ impl<M: Manager> Shared<M> {
 
     /// Remembers the runtime background work runs on (the first one seen) and starts
     /// maintenance there if a setting needs it.
+    #[inline]
     pub(crate) fn adopt_runtime(self: &Arc<Self>) {
         if self.runtime.get().is_none() {
-            if let Ok(handle) = Handle::try_current() {
-                let _ = self.runtime.set(handle);
+            self.adopt_current_runtime();
+        }
+    }
+
+    #[cold]
+    fn adopt_current_runtime(self: &Arc<Self>) {
+        if let Ok(handle) = Handle::try_current() {
+            if self.runtime.set(handle).is_ok() {
                 self.start_maintenance();
             }
         }
@@ -222,19 +229,26 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Hands an object to the caller of `get` who asked at `caller`.
+    #[inline]
     pub(crate) fn lend(
         self: &Arc<Self>,
         entry: Box<Entry<M::Object>>,
         caller: &'static Location<'static>,
     ) -> Object<M> {
         if self.config.leak_threshold.is_some() {
-            let now = Instant::now();
-            self.lock().loans.lend(entry.meta.id, now, caller);
+            self.record_loan(&entry, caller);
         }
         Object::new(Arc::clone(self), entry)
     }
 
+    #[cold]
+    fn record_loan(&self, entry: &Entry<M::Object>, caller: &'static Location<'static>) {
+        let now = Instant::now();
+        self.lock().loans.lend(entry.meta.id, now, caller);
+    }
+
     /// Takes back an object from its guard: to a waiter, to the idle list, or destroyed.
+    #[inline]
     pub(crate) fn return_object(self: &Arc<Self>, mut entry: Box<Entry<M::Object>>) {
         let mut now = None;
         // A half-used object (its thread is panicking) is not trusted; a panicking
@@ -263,25 +277,38 @@ impl<M: Manager> Shared<M> {
         } else {
             None
         };
+        if verdict.is_none() && self.config.leak_threshold.is_none() {
+            // The common case: back on the idle list, nothing to wake or destroy.
+            match self.lock().keep_idle(entry) {
+                Ok(()) => return,
+                Err(back) => entry = back,
+            }
+        }
+        self.return_slowly(entry, verdict, now);
+    }
+
+    /// The rest of a return: a waiter to serve, an object to destroy, or a loan to end.
+    #[inline(never)]
+    fn return_slowly(
+        self: &Arc<Self>,
+        entry: Box<Entry<M::Object>>,
+        verdict: Option<DestroyReason>,
+        now: Option<Instant>,
+    ) {
         let loan_end = self
             .config
             .leak_threshold
             .map(|_| now.unwrap_or_else(Instant::now));
-        let mut state = self.lock();
-        let came_back = loan_end.and_then(|now| state.loans.give_back(entry.meta.id, now));
-        let entry = match (verdict, came_back) {
-            (None, None) => match state.keep_idle(entry) {
-                Ok(()) => return, // the common case: nothing to wake, nothing to destroy
-                Err(entry) => entry,
-            },
-            _ => entry,
-        };
         let mut after = AfterUnlock::new();
-        match verdict {
-            Some(reason) => state.retire(entry.object, reason, &mut after),
-            None => state.put_back(entry, &mut after),
-        }
-        drop(state);
+        let came_back = {
+            let mut state = self.lock();
+            let came_back = loan_end.and_then(|now| state.loans.give_back(entry.meta.id, now));
+            match verdict {
+                Some(reason) => state.retire(entry.object, reason, &mut after),
+                None => state.put_back(entry, &mut after),
+            }
+            came_back
+        };
         if let Some(report) = came_back {
             leak::report_returned(&report);
         }

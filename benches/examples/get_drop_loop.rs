@@ -1,0 +1,62 @@
+//! Runs N uncontended get+drop rounds on one pool, for instruction counting:
+//! `valgrind --tool=callgrind target/release/examples/get_drop_loop pool-core 100000`.
+//! Run it twice with different N; the difference divided by the difference in N is the
+//! cost of one get+drop in instructions, free of start-up and of timing noise.
+
+use std::convert::Infallible;
+
+struct Ours;
+impl pool_core::Manager for Ours {
+    type Object = u64;
+    type Error = Infallible;
+    async fn create(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+}
+
+struct Deadpool;
+impl deadpool::managed::Manager for Deadpool {
+    type Type = u64;
+    type Error = Infallible;
+    async fn create(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+    async fn recycle(
+        &self,
+        _: &mut u64,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<Infallible> {
+        Ok(())
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "pool-core".into());
+    let rounds: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        match which.as_str() {
+            "pool-core" => {
+                let pool = pool_core::Pool::builder(Ours).max_size(8).build().unwrap();
+                for _ in 0..rounds {
+                    drop(std::hint::black_box(pool.get().await.unwrap()));
+                }
+            }
+            "deadpool" => {
+                let pool: deadpool::managed::Pool<Deadpool> =
+                    deadpool::managed::Pool::builder(Deadpool)
+                        .max_size(8)
+                        .build()
+                        .unwrap();
+                for _ in 0..rounds {
+                    drop(std::hint::black_box(pool.get().await.unwrap()));
+                }
+            }
+            other => panic!("unknown pool {other:?}: use pool-core or deadpool"),
+        }
+    });
+}
