@@ -277,38 +277,38 @@ impl<M: Manager> Shared<M> {
         } else {
             None
         };
-        if verdict.is_none() && self.config.leak_threshold.is_none() {
-            // The common case: back on the idle list, nothing to wake or destroy.
-            match self.lock().keep_idle(entry) {
-                Ok(()) => return,
-                Err(back) => entry = back,
-            }
-        }
-        self.return_slowly(entry, verdict, now);
-    }
-
-    /// The rest of a return: a waiter to serve, an object to destroy, or a loan to end.
-    #[inline(never)]
-    fn return_slowly(
-        self: &Arc<Self>,
-        entry: Box<Entry<M::Object>>,
-        verdict: Option<DestroyReason>,
-        now: Option<Instant>,
-    ) {
         let loan_end = self
             .config
             .leak_threshold
             .map(|_| now.unwrap_or_else(Instant::now));
-        let mut after = AfterUnlock::new();
-        let came_back = {
-            let mut state = self.lock();
-            let came_back = loan_end.and_then(|now| state.loans.give_back(entry.meta.id, now));
-            match verdict {
-                Some(reason) => state.retire(entry.object, reason, &mut after),
-                None => state.put_back(entry, &mut after),
+        let mut state = self.lock();
+        if verdict.is_none() && loan_end.is_none() {
+            // The common case: back on the idle list, nothing to wake or destroy.
+            match state.keep_idle(entry) {
+                Ok(()) => return,
+                Err(back) => entry = back,
             }
-            came_back
-        };
+        }
+        self.return_slowly(state, entry, verdict, loan_end);
+    }
+
+    /// The rest of a return, under the same lock: a waiter to serve, an object to
+    /// destroy, or a loan to end.
+    #[inline(never)]
+    fn return_slowly(
+        self: &Arc<Self>,
+        mut state: MutexGuard<'_, PoolState<M>>,
+        entry: Box<Entry<M::Object>>,
+        verdict: Option<DestroyReason>,
+        loan_end: Option<Instant>,
+    ) {
+        let mut after = AfterUnlock::new();
+        let came_back = loan_end.and_then(|now| state.loans.give_back(entry.meta.id, now));
+        match verdict {
+            Some(reason) => state.retire(entry.object, reason, &mut after),
+            None => state.put_back(entry, &mut after),
+        }
+        drop(state);
         if let Some(report) = came_back {
             leak::report_returned(&report);
         }
