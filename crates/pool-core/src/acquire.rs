@@ -4,10 +4,12 @@
 use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::deadline;
 use crate::entry::Entry;
 use crate::error::{PoolError, TimeoutKind};
 use crate::find_or_queue::FindOrQueue;
@@ -68,7 +70,7 @@ impl<M: Manager> Shared<M> {
         caller: &'static Location<'static>,
     ) -> Result<Object<M>, PoolError<M::Error>> {
         self.adopt_runtime();
-        let deadline = timeout.map(|limit| Instant::now() + limit);
+        let deadline = timeout.map(|limit| deadline::after(Instant::now(), limit));
         let mut progress = Progress::new();
         loop {
             progress.phase = TimeoutKind::Wait;
@@ -193,6 +195,9 @@ impl<M: Manager> Shared<M> {
         caller: &'static Location<'static>,
     ) -> Result<Object<M>, CreateFailure<M::Error>> {
         let slot = CreateSlotGuard::new(self);
+        // Stamped at the start: an object whose create began before `evict_all` is evicted
+        // too (it may be connected to what was being evicted).
+        let epoch = self.lock().epoch;
         let created = match self.config.create_timeout {
             None => Some(self.manager.create().await),
             Some(limit) => tokio::time::timeout(limit, self.manager.create())
@@ -206,13 +211,15 @@ impl<M: Manager> Shared<M> {
             let mut state = self.lock();
             match created {
                 Some(Ok(object)) => {
-                    state.create_succeeded(&mut after);
-                    if state.closed {
+                    state.create_succeeded();
+                    let outcome = if state.closed {
                         state.retire(object, DestroyReason::Closed, &mut after);
                         Err(CreateFailure::Closed)
                     } else {
-                        Ok(self.new_entry(&mut state, object, now))
-                    }
+                        Ok(self.new_entry(&mut state, object, now, epoch))
+                    };
+                    state.creates_eased(&mut after);
+                    outcome
                 }
                 Some(Err(error)) => {
                     tracing::warn!(target: "pool_core", %error, "create failed");
@@ -292,7 +299,10 @@ impl<M: Manager> Shared<M> {
             );
         }
         match checkout.release() {
-            Some(entry) => Ready::Object(self.lend(entry, caller)),
+            Some(entry) => {
+                self.recycled.fetch_add(1, Ordering::Relaxed);
+                Ready::Object(self.lend(entry, caller))
+            }
             None => Ready::Rejected { kept_slot: false },
         }
     }
@@ -304,7 +314,7 @@ impl<M: Manager> Shared<M> {
             .config
             .recycle_timeout
             .zip(now)
-            .map(|(limit, now)| now + limit);
+            .map(|(limit, now)| deadline::after(now, limit));
         match (caller, own) {
             (Some(caller), Some(own)) => Some(caller.min(own)),
             (caller, own) => caller.or(own),

@@ -117,7 +117,7 @@ impl<M: Manager> PoolBuilder<M> {
     );
     optional_setter!(
         /// How many times an object may be handed out before it is destroyed (at least 1).
-        max_uses: u64
+        max_uses: usize
     );
     optional_setter!(
         /// Objects idle longer than this are health-checked at checkout (zero: always).

@@ -73,7 +73,10 @@ pub struct PoolConfig {
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub create_timeout: Option<Duration>,
     /// Bounds each call to [`Manager::recycle`](crate::Manager::recycle) and
-    /// [`Manager::health_check`](crate::Manager::health_check) (default: none).
+    /// [`Manager::health_check`](crate::Manager::health_check) (default: none). It also
+    /// bounds every hook run in the background (background health checks, `destroy`, and
+    /// creates for `min_idle` when `create_timeout` is unset), which are bounded by 30 s
+    /// when this is unset; a `destroy` cut off this way drops its object.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub recycle_timeout: Option<Duration>,
     /// Idle objects unused for longer are destroyed, keeping `min_idle` (default: none).
@@ -84,7 +87,7 @@ pub struct PoolConfig {
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub max_lifetime: Option<Duration>,
     /// How many times an object may be handed out before it is destroyed (default: none).
-    pub max_uses: Option<u64>,
+    pub max_uses: Option<usize>,
     /// Objects idle for longer than this are health-checked at checkout (default: none, so
     /// checkouts never run [`Manager::health_check`](crate::Manager::health_check)).
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]

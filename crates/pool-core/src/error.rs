@@ -49,24 +49,32 @@ impl fmt::Display for TimeoutKind {
 pub enum PoolError<E> {
     /// The caller's deadline (`wait_timeout` or [`get_timeout`](crate::Pool::get_timeout)) or
     /// `create_timeout` passed.
+    ///
+    /// The message includes `last_error`; it is not also returned by `source()`, so error
+    /// reports do not print it twice.
     #[error("timed out {kind}{}", last_error_suffix(last_error.as_deref()))]
     Timeout {
         /// The phase the caller was in.
         kind: TimeoutKind,
         /// The caller's own latest create or recycle failure, else the pool's latest create
-        /// failure since its last successful create: a timeout never hides why.
-        #[source]
+        /// failure since its last successful create. (A failure returned as `Backend` to a
+        /// caller without a deadline went to that caller and is not kept by the pool.)
         last_error: Option<Arc<E>>,
     },
-    /// The manager failed to create an object for this caller.
+    /// The manager failed to create an object for this caller (a caller without a
+    /// deadline; with one, failures are retried until it passes). The message includes
+    /// the manager's error.
     #[error("backend error: {0}")]
-    Backend(#[source] E),
+    Backend(E),
     /// The pool was closed.
     #[error("the pool is closed")]
     Closed,
-    /// No object could be had without waiting ([`try_get`](crate::Pool::try_get)), or
-    /// `max_waiting` callers already wait.
-    #[error("the pool is exhausted: every object is in use and no caller may wait")]
+    /// No object could be had without waiting: from [`try_get`](crate::Pool::try_get) when
+    /// nothing is idle and no create may start now (the pool is full, or creates are
+    /// paused after a failure), or from a `get` when `max_waiting` callers already wait.
+    #[error(
+        "the pool is exhausted: no object was free, none could be created at once, and this call may not wait (try_get, or max_waiting callers already waiting)"
+    )]
     Exhausted,
 }
 

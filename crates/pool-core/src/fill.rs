@@ -33,15 +33,13 @@ pub enum FillError<E: std::error::Error + 'static> {
     /// timed out or panicked rather than returning an error.
     #[error("filling min_idle failed{}", crate::error::last_error_suffix(error.as_deref()))]
     Create {
-        /// The manager's error.
-        #[source]
+        /// The manager's error (also in the message).
         error: Option<Arc<E>>,
     },
     /// `wait_timeout` passed before `min_idle` objects were ready.
     #[error("timed out filling min_idle{}", crate::error::last_error_suffix(last_error.as_deref()))]
     Timeout {
-        /// The latest create failure, if any.
-        #[source]
+        /// The latest create failure, if any (also in the message).
         last_error: Option<Arc<E>>,
     },
 }
@@ -76,7 +74,7 @@ impl<M: Manager> PoolBuilder<M> {
         let deadline = self
             .settings()
             .wait_timeout
-            .map(|limit| Instant::now() + limit);
+            .map(|limit| crate::deadline::after(Instant::now(), limit));
         let pool = self.build()?;
         let shared = pool.shared();
         loop {

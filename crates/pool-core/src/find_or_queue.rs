@@ -49,7 +49,6 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
                 return Poll::Ready(Err(PoolError::Closed));
             }
             if let Some(entry) = state.pop_idle(shared.config.queue_mode) {
-                state.metrics.recycled += 1;
                 // `min_idle` is what stays ready beside what is in use: top it up.
                 let below_min_idle = state.idle.len() < state.min_idle;
                 drop(state);
@@ -88,10 +87,7 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
                 shared.finish(after);
                 Err(PoolError::Closed)
             }
-            Grant::Object(entry) => {
-                state.metrics.recycled += 1;
-                Ok(Found::Idle(entry))
-            }
+            Grant::Object(entry) => Ok(Found::Idle(entry)),
             Grant::CreateSlot if state.closed => {
                 let mut after = AfterUnlock::new();
                 state.abandon_create(&mut after);

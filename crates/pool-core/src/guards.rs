@@ -38,8 +38,8 @@ impl<M: Manager> Drop for CreateSlotGuard<'_, M> {
 pub(crate) struct Checkout<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
     entry: Option<Box<Entry<M::Object>>>,
-    /// Checked out for a caller, so counted in `metrics.recycled` until it fails.
-    for_caller: bool,
+    /// Taken aside by maintenance (counted in `checking`) rather than for a caller.
+    background: bool,
 }
 
 impl<'a, M: Manager> Checkout<'a, M> {
@@ -47,18 +47,19 @@ impl<'a, M: Manager> Checkout<'a, M> {
         Self {
             shared,
             entry: Some(entry),
-            for_caller: true,
+            background: false,
         }
     }
 
-    pub(crate) fn for_maintenance(
+    /// For an object maintenance took off the idle list (`checking` counted it).
+    pub(crate) fn for_background_check(
         shared: &'a Arc<Shared<M>>,
         entry: Box<Entry<M::Object>>,
     ) -> Self {
         Self {
             shared,
             entry: Some(entry),
-            for_caller: false,
+            background: true,
         }
     }
 
@@ -91,8 +92,8 @@ impl<'a, M: Manager> Checkout<'a, M> {
         let mut after = AfterUnlock::new();
         let kept = {
             let mut state = self.shared.lock();
-            if self.for_caller {
-                state.metrics.recycled -= 1;
+            if self.background {
+                state.checking -= 1;
             }
             match reason {
                 DestroyReason::RecycleFailed => state.metrics.recycle_failures += 1,

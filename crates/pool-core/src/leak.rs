@@ -72,7 +72,7 @@ impl Loans {
         self.out
             .values()
             .filter(|loan| !loan.reported)
-            .map(|loan| loan.since + threshold)
+            .map(|loan| crate::deadline::after(loan.since, threshold))
             .min()
     }
 }

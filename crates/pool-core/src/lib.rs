@@ -52,6 +52,7 @@ mod acquire;
 mod backoff;
 mod builder;
 mod config;
+mod deadline;
 mod dyn_manager;
 mod entry;
 mod error;

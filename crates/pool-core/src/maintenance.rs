@@ -10,6 +10,7 @@
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::PoolConfig;
+use crate::deadline;
 use crate::entry::Entry;
 use crate::guards::Checkout;
 use crate::leak;
@@ -35,15 +37,30 @@ pub(crate) fn needed(config: &PoolConfig) -> bool {
 }
 
 /// The maintenance task's loop; ends when the pool is closed or gone.
-pub(crate) async fn run<M: Manager>(pool: Weak<Shared<M>>, signal: Arc<Notify>) {
+///
+/// `running` is cleared if the task is dropped before that (its runtime shut down), so
+/// the next `get` starts maintenance again on its own runtime.
+pub(crate) async fn run<M: Manager>(
+    pool: Weak<Shared<M>>,
+    signal: Arc<Notify>,
+    running: Arc<AtomicBool>,
+) {
+    let mut task = Running {
+        flag: running,
+        ended_normally: false,
+    };
     loop {
         let wake_at = {
             let Some(shared) = pool.upgrade() else {
+                task.ended_normally = true;
                 return;
             };
             match shared.maintain().await {
                 Some(wake_at) => wake_at,
-                None => return,
+                None => {
+                    task.ended_normally = true;
+                    return;
+                }
             }
         };
         // A signal sent during the pass left a permit, so nothing is missed here.
@@ -56,36 +73,68 @@ pub(crate) async fn run<M: Manager>(pool: Weak<Shared<M>>, signal: Arc<Notify>) 
     }
 }
 
+/// Clears the "maintenance running" flag unless the task ended because the pool did.
+struct Running {
+    flag: Arc<AtomicBool>,
+    ended_normally: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.ended_normally {
+            self.flag.store(false, Ordering::Release);
+        }
+    }
+}
+
 impl<M: Manager> Shared<M> {
     /// One pass. Returns when to look again (`None` inside: only when signalled), or `None`
     /// once the pool is closed.
     async fn maintain(self: &Arc<Self>) -> Option<Option<Instant>> {
         let now = Instant::now();
         let mut after = AfterUnlock::new();
-        let (due_checks, leaks, refills) = {
+        let (leaks, refills, epoch) = {
             let mut state = self.lock();
             if state.closed {
                 return None;
             }
             self.sweep_idle(&mut state, now, &mut after);
-            let due_checks = take_due_checks::<M>(&mut state, now);
             let leaks = match self.config.leak_threshold {
                 Some(threshold) => state.loans.overdue(now, threshold),
                 None => Vec::new(),
             };
             state.metrics.leaks += leaks.len() as u64;
-            (due_checks, leaks, state.plan_refill())
+            (leaks, state.plan_refill(), state.epoch)
         };
         self.finish(after);
         leaks.iter().for_each(leak::report_held);
         for _ in 0..refills {
-            self.spawn_refill();
+            self.spawn_refill(epoch);
         }
-        for entry in due_checks {
+        // One object at a time: the others stay available to callers meanwhile, and if
+        // this task is dropped mid-check only the object in hand is at stake (its guard
+        // destroys it).
+        while let Some(entry) = self.take_one_due_check(Instant::now()) {
             self.check_in_background(entry).await;
         }
         let now = Instant::now();
         Some(self.next_wake(&self.lock(), now))
+    }
+
+    /// Takes one idle object whose background health check is due off the idle list.
+    fn take_one_due_check(&self, now: Instant) -> Option<Box<Entry<M::Object>>> {
+        self.config.health_check_interval?;
+        let mut state = self.lock();
+        if state.closed {
+            return None;
+        }
+        let due = state
+            .idle
+            .iter()
+            .position(|entry| entry.next_check.is_some_and(|at| at <= now))?;
+        let entry = state.idle.remove(due)?;
+        state.checking += 1;
+        Some(entry)
     }
 
     /// Retires idle objects past their lifetime, then those idle past `idle_timeout`,
@@ -132,7 +181,7 @@ impl<M: Manager> Shared<M> {
                 config
                     .idle_timeout
                     .filter(|_| idle_removable)
-                    .map(|timeout| entry.meta.last_used + timeout),
+                    .map(|timeout| deadline::after(entry.meta.last_used, timeout)),
             ]
         });
         let leak_deadline = config
@@ -149,7 +198,7 @@ impl<M: Manager> Shared<M> {
         .into_iter()
         .flatten()
         .min()
-        .map(|period| now + period);
+        .map(|period| deadline::after(now, period));
         idle_deadlines
             .chain([leak_deadline, fallback])
             .flatten()
@@ -159,7 +208,7 @@ impl<M: Manager> Shared<M> {
     /// Health-checks one idle object off every caller's path; it goes back (to a waiter
     /// first) if it passes and is destroyed if it fails, times out or panics.
     async fn check_in_background(self: &Arc<Self>, entry: Box<Entry<M::Object>>) {
-        let mut checkout = Checkout::for_maintenance(self, entry);
+        let mut checkout = Checkout::for_background_check(self, entry);
         let Some(entry) = checkout.entry_mut() else {
             return;
         };
@@ -170,10 +219,14 @@ impl<M: Manager> Shared<M> {
                 entry.next_check = self
                     .config
                     .health_check_interval
-                    .map(|interval| Instant::now() + interval);
+                    .map(|interval| deadline::after(Instant::now(), interval));
                 if let Some(entry) = checkout.release() {
                     let mut after = AfterUnlock::new();
-                    self.lock().put_back(entry, &mut after);
+                    {
+                        let mut state = self.lock();
+                        state.checking -= 1;
+                        state.put_back(entry, &mut after);
+                    }
                     self.finish(after);
                 }
             }
@@ -183,7 +236,7 @@ impl<M: Manager> Shared<M> {
                         tracing::warn!(target: "pool_core", %error, "background health check failed");
                     }
                     Some(Err(_)) => {
-                        tracing::warn!(target: "pool_core", "background health check timed out")
+                        tracing::warn!(target: "pool_core", "background health check timed out");
                     }
                     _ => tracing::warn!(target: "pool_core", "background health check panicked"),
                 }
@@ -193,8 +246,11 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Creates one object for `min_idle` in a slot `plan_refill` reserved.
-    fn spawn_refill(self: &Arc<Self>) {
-        let slot = RefillSlot(Some(Arc::clone(self)));
+    fn spawn_refill(self: &Arc<Self>, epoch: u64) {
+        let slot = RefillSlot {
+            shared: Some(Arc::clone(self)),
+            epoch,
+        };
         match self.runtime() {
             Some(runtime) => drop(runtime.spawn(slot.fill())),
             None => drop(slot), // gives the slot back
@@ -202,35 +258,16 @@ impl<M: Manager> Shared<M> {
     }
 }
 
-/// Takes the idle objects whose background health check is due off the idle list; they
-/// count as in use while checked.
-fn take_due_checks<M: Manager>(
-    state: &mut PoolState<M>,
-    now: Instant,
-) -> Vec<Box<Entry<M::Object>>> {
-    let mut due = Vec::new();
-    if state
-        .idle
-        .iter()
-        .any(|entry| entry.next_check.is_some_and(|at| at <= now))
-    {
-        for entry in std::mem::take(&mut state.idle) {
-            if entry.next_check.is_some_and(|at| at <= now) {
-                due.push(entry);
-            } else {
-                state.idle.push_back(entry);
-            }
-        }
-    }
-    due
-}
-
 /// A slot reserved for a `min_idle` create; given back if the task is dropped unfinished.
-struct RefillSlot<M: Manager>(Option<Arc<Shared<M>>>);
+struct RefillSlot<M: Manager> {
+    shared: Option<Arc<Shared<M>>>,
+    /// The eviction epoch when the refill was planned.
+    epoch: u64,
+}
 
 impl<M: Manager> RefillSlot<M> {
     async fn fill(mut self) {
-        let Some(shared) = self.0.clone() else {
+        let Some(shared) = self.shared.clone() else {
             return;
         };
         let bound = shared
@@ -238,7 +275,7 @@ impl<M: Manager> RefillSlot<M> {
             .create_timeout
             .unwrap_or_else(|| shared.background_bound());
         let outcome = catch_panic(tokio::time::timeout(bound, shared.manager.create())).await;
-        self.0 = None; // settled below
+        self.shared = None; // settled below
         let now = Instant::now();
         let mut after = AfterUnlock::new();
         {
@@ -246,13 +283,16 @@ impl<M: Manager> RefillSlot<M> {
             state.refilling -= 1;
             match outcome {
                 Some(Ok(Ok(object))) => {
-                    state.create_succeeded(&mut after);
+                    state.create_succeeded();
                     if state.closed {
                         state.retire(object, DestroyReason::Closed, &mut after);
                     } else {
-                        let entry = shared.new_entry(&mut state, object, now);
+                        // To the longest waiter first, before any waiter is handed a slot
+                        // to create another.
+                        let entry = shared.new_entry(&mut state, object, now, self.epoch);
                         state.put_back(entry, &mut after);
                     }
+                    state.creates_eased(&mut after);
                 }
                 Some(Ok(Err(error))) => {
                     tracing::warn!(target: "pool_core", %error, "create for min_idle failed");
@@ -267,7 +307,6 @@ impl<M: Manager> RefillSlot<M> {
                     state.create_failed(None, &mut after);
                 }
             }
-            after.wake_maintenance = true;
         }
         shared.finish(after);
     }
@@ -275,7 +314,7 @@ impl<M: Manager> RefillSlot<M> {
 
 impl<M: Manager> Drop for RefillSlot<M> {
     fn drop(&mut self) {
-        if let Some(shared) = self.0.take() {
+        if let Some(shared) = self.shared.take() {
             let mut after = AfterUnlock::new();
             {
                 let mut state = shared.lock();

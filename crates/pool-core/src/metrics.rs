@@ -4,9 +4,10 @@ use std::time::Duration;
 
 /// Counters since the pool was built, as a snapshot from [`Pool::metrics`](crate::Pool::metrics).
 ///
-/// Every snapshot balances: `created == destroyed + taken + (size - creating)` (from
-/// [`Status`](crate::Status); a create in flight holds a slot but has made nothing yet). An
-/// object counts as destroyed as soon as its `destroy` is started.
+/// Counters only grow. Taken with no activity in between, a `Metrics` and a
+/// [`Status`](crate::Status) balance: `created == destroyed + taken + (size - creating)` (a
+/// create in flight holds a slot but has made nothing yet); an object counts as destroyed as
+/// soon as its `destroy` starts.
 ///
 /// # Example
 ///
@@ -35,8 +36,8 @@ pub struct Metrics {
     pub destroyed: u64,
     /// Objects given away for good with [`Object::take`](crate::Object::take).
     pub taken: u64,
-    /// Idle objects handed out again after [`Manager::recycle`](crate::Manager::recycle)
-    /// (counted when the recycle starts, taken back if it fails).
+    /// Idle objects handed out again after a successful
+    /// [`Manager::recycle`](crate::Manager::recycle).
     pub recycled: u64,
     /// Recycles that failed or timed out.
     pub recycle_failures: u64,
@@ -46,7 +47,7 @@ pub struct Metrics {
     pub create_failures: u64,
     /// `get` calls that ended in [`PoolError::Timeout`](crate::PoolError::Timeout).
     pub timeouts: u64,
-    /// `get` calls that had to queue for an object.
+    /// Times a caller queued for an object (a `get` whose create failed may queue again).
     pub waits: u64,
     /// Total time callers spent queued.
     pub wait_time: Duration,

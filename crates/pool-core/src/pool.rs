@@ -80,10 +80,14 @@ impl<M: Manager> Pool<M> {
     /// Gets an object, waiting for one if all are in use.
     ///
     /// The whole call (waiting, creating, recycling, checking) is bounded by
-    /// `wait_timeout` when it is set; failed creates are then retried until the deadline,
-    /// and a caller whose deadline passes gets [`PoolError::Timeout`] with the latest
-    /// failure. Without a deadline, a failed create is returned at once as
-    /// [`PoolError::Backend`]. Waiters are served first come, first served.
+    /// `wait_timeout` when it is set; failed creates are then retried (paced by the pool's
+    /// create backoff) until the deadline, and a caller whose deadline passes gets
+    /// [`PoolError::Timeout`] with the latest failure. Without a deadline, a create made
+    /// for this caller that fails is returned as [`PoolError::Backend`]; while the backend
+    /// is down, callers without a deadline are each given one probe in turn (about one per
+    /// backoff delay, at most 4 s apart), so set `wait_timeout` to bound how long they can
+    /// wait. Waiters are served first come, first served; `get` never waits for a
+    /// `destroy`.
     ///
     /// Cancel-safe: dropping the future at any point leaks no slot and no object.
     #[track_caller]
@@ -127,7 +131,7 @@ impl<M: Manager> Pool<M> {
 
     /// Counters of what the pool has done since it was built.
     pub fn metrics(&self) -> Metrics {
-        self.shared.lock().metrics()
+        self.shared.metrics()
     }
 
     /// The manager this pool was built with.

@@ -1,7 +1,7 @@
 //! The state every handle, guard and background task of one pool shares.
 
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::PoolConfig;
+use crate::deadline;
 use crate::entry::Entry;
 use crate::leak;
 use crate::manager::Manager;
@@ -36,12 +37,17 @@ pub(crate) struct Shared<M: Manager> {
     runtime: OnceLock<Handle>,
     /// Live `Pool` handles; the last one dropped closes the pool.
     pub(crate) handles: AtomicUsize,
+    /// Successful recycles: counted where they happen, outside the lock.
+    pub(crate) recycled: AtomicU64,
     /// Signalled when objects come back, creates end or destroys finish: what `shutdown`
     /// and a filling build wait for.
     pub(crate) changed: Notify,
     /// Wakes the maintenance task; shared with it so the task needs no strong reference.
     pub(crate) maintenance_signal: Arc<Notify>,
-    maintenance_started: AtomicBool,
+    /// Whether a setting needs maintenance.
+    wants_maintenance: bool,
+    /// Set while a maintenance task runs; cleared if its runtime drops it.
+    maintenance_running: Arc<AtomicBool>,
     stamps_last_used: bool,
     reads_clock_on_return: bool,
 }
@@ -53,9 +59,11 @@ impl<M: Manager> Shared<M> {
             state: Mutex::new(State::new(&config)),
             runtime: OnceLock::new(),
             handles: AtomicUsize::new(1),
+            recycled: AtomicU64::new(0),
             changed: Notify::new(),
             maintenance_signal: Arc::new(Notify::new()),
-            maintenance_started: AtomicBool::new(false),
+            wants_maintenance: crate::maintenance::needed(&config),
+            maintenance_running: Arc::new(AtomicBool::new(false)),
             stamps_last_used,
             reads_clock_on_return: stamps_last_used
                 || config.max_lifetime.is_some()
@@ -100,43 +108,39 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Remembers the runtime background work runs on (the first one seen) and starts
-    /// maintenance there if a setting needs it.
+    /// Remembers the first runtime seen (for work started outside any runtime, such as a
+    /// drop on a plain thread), and (re)starts maintenance on the current runtime if a
+    /// setting needs it and no task runs (none yet, or its runtime shut down).
     #[inline]
     pub(crate) fn adopt_runtime(self: &Arc<Self>) {
-        if self.runtime.get().is_none() {
+        let maintenance_missing =
+            self.wants_maintenance && !self.maintenance_running.load(Ordering::Acquire);
+        if self.runtime.get().is_none() || maintenance_missing {
             self.adopt_current_runtime();
         }
     }
 
     #[cold]
     fn adopt_current_runtime(self: &Arc<Self>) {
-        if let Ok(handle) = Handle::try_current() {
-            if self.runtime.set(handle).is_ok() {
-                self.start_maintenance();
-            }
-        }
-    }
-
-    pub(crate) fn runtime(&self) -> Option<Handle> {
-        self.runtime
-            .get()
-            .cloned()
-            .or_else(|| Handle::try_current().ok())
-    }
-
-    fn start_maintenance(self: &Arc<Self>) {
-        let Some(runtime) = self.runtime.get() else {
+        let Ok(handle) = Handle::try_current() else {
             return;
         };
-        if crate::maintenance::needed(&self.config)
-            && !self.maintenance_started.swap(true, Ordering::AcqRel)
-        {
-            runtime.spawn(crate::maintenance::run(
+        let _ = self.runtime.set(handle.clone());
+        if self.wants_maintenance && !self.maintenance_running.swap(true, Ordering::AcqRel) {
+            handle.spawn(crate::maintenance::run(
                 Arc::downgrade(self),
                 Arc::clone(&self.maintenance_signal),
+                Arc::clone(&self.maintenance_running),
             ));
         }
+    }
+
+    /// Where background work (destroys, backoff timers, refills) is spawned: the current
+    /// runtime, which is alive since we run on it, else the one adopted earlier.
+    pub(crate) fn runtime(&self) -> Option<Handle> {
+        Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.get().cloned())
     }
 
     /// How long a hook run off any caller's path may take.
@@ -188,8 +192,7 @@ impl<M: Manager> Shared<M> {
         {
             let mut state = self.lock();
             state.backoff.delay_elapsed();
-            state.grant_creates(&mut after);
-            after.wake_maintenance = state.min_idle > 0;
+            state.creates_eased(&mut after);
         }
         self.finish(after);
     }
@@ -200,19 +203,23 @@ impl<M: Manager> Shared<M> {
         state: &mut PoolState<M>,
         object: M::Object,
         now: Instant,
+        epoch: u64,
     ) -> Box<Entry<M::Object>> {
         let id = state.next_id;
         state.next_id += 1;
         let expires_at = self.config.max_lifetime.map(|lifetime| {
             // Shortened, never lengthened: the setting is a promise.
-            now + lifetime.mul_f64(1.0 - LIFETIME_JITTER * random::fraction())
+            deadline::after(
+                now,
+                lifetime.mul_f64(1.0 - LIFETIME_JITTER * random::fraction()),
+            )
         });
         // The first background check falls anywhere in the second half of the interval,
         // so objects created together are not all checked together.
         let next_check = self
             .config
             .health_check_interval
-            .map(|interval| now + interval.mul_f64(0.5 + 0.5 * random::fraction()));
+            .map(|interval| deadline::after(now, interval.mul_f64(0.5 + 0.5 * random::fraction())));
         tracing::debug!(target: "pool_core", id, "object created");
         Box::new(Entry {
             object,
@@ -224,7 +231,7 @@ impl<M: Manager> Shared<M> {
             },
             expires_at,
             next_check,
-            epoch: state.epoch,
+            epoch,
         })
     }
 
@@ -261,7 +268,7 @@ impl<M: Manager> Shared<M> {
         } else if self
             .config
             .max_uses
-            .is_some_and(|max| entry.meta.times_used >= max)
+            .is_some_and(|max| entry.meta.times_used >= max as u64)
         {
             Some(DestroyReason::MaxUses)
         } else if self.reads_clock_on_return {
@@ -329,6 +336,13 @@ impl<M: Manager> Shared<M> {
         self.finish(after);
     }
 
+    /// Counters since build, as one snapshot.
+    pub(crate) fn metrics(&self) -> crate::metrics::Metrics {
+        let mut metrics = self.lock().metrics();
+        metrics.recycled = self.recycled.load(Ordering::Relaxed);
+        metrics
+    }
+
     pub(crate) fn close(self: &Arc<Self>) {
         let mut after = AfterUnlock::new();
         self.lock().close(&mut after);
@@ -340,7 +354,8 @@ struct DestroyDone<M: Manager>(Arc<Shared<M>>);
 
 impl<M: Manager> Drop for DestroyDone<M> {
     fn drop(&mut self) {
-        self.0.lock().destroying -= 1;
-        self.0.changed.notify_waiters();
+        let mut after = AfterUnlock::new();
+        self.0.lock().destroy_finished(&mut after);
+        self.0.finish(after);
     }
 }

@@ -48,7 +48,7 @@ impl ShutdownReport {
 
 /// Waits until a closed pool has nothing out and nothing being destroyed, or `grace` ends.
 pub(crate) async fn drain<M: Manager>(shared: &Arc<Shared<M>>, grace: Duration) -> ShutdownReport {
-    let deadline = Instant::now() + grace;
+    let deadline = crate::deadline::after(Instant::now(), grace);
     loop {
         // Registered before reading, so a change in between still wakes us.
         let mut changed = pin!(shared.changed.notified());

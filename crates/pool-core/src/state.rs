@@ -27,14 +27,16 @@ pub(crate) struct State<T, E> {
     pub(crate) creating: usize,
     /// Creates started by maintenance to reach `min_idle` (included in `creating`).
     pub(crate) refilling: usize,
+    /// Idle objects taken aside for a background health check (counted as in use).
+    pub(crate) checking: usize,
     pub(crate) max_concurrent_creates: usize,
     pub(crate) min_idle: usize,
     pub(crate) backoff: Backoff,
     /// Checked-out objects, tracked only when `leak_threshold` is set.
     pub(crate) loans: Loans,
     pub(crate) closed: bool,
-    /// Objects retired whose `destroy` has not finished (counted from the moment they are
-    /// retired, so a shutdown never sees an object in neither `size` nor here).
+    /// Objects retired whose `destroy` has not finished, counted from the moment they are
+    /// retired, so a shutdown never sees an object in neither `size` nor here.
     pub(crate) destroying: usize,
     /// Bumped by `evict_all`; objects from an older epoch are destroyed when they return.
     pub(crate) epoch: u64,
@@ -89,6 +91,7 @@ impl<T, E> State<T, E> {
             size: 0,
             creating: 0,
             refilling: 0,
+            checking: 0,
             max_concurrent_creates: config.max_concurrent_creates,
             min_idle: config.min_idle,
             backoff: Backoff::new(),
@@ -126,15 +129,24 @@ impl<T, E> State<T, E> {
         }
     }
 
+    /// Whether a new slot fits. Objects being destroyed no longer count: `get` never waits
+    /// for a `destroy` (a slow one may briefly leave more than `max_size` objects in
+    /// existence, the extra ones on their way out).
+    fn has_room(&self) -> bool {
+        self.size < self.max_size
+    }
+
     /// Whether one more create may start: the pool is open, fewer than
     /// `max_concurrent_creates` are in flight, and the backoff allows it.
     pub(crate) fn can_start_create(&self) -> bool {
         !self.closed && self.creating < self.max_concurrent_creates && self.backoff.allows_create()
     }
 
-    /// Reserves a slot for a create if one is free and a create may start.
+    /// Reserves a slot for a caller who found nothing idle, if there is room, a create may
+    /// start, and the `min_idle` refills in flight will not already serve every waiter.
     pub(crate) fn try_reserve_create(&mut self) -> bool {
-        if self.size < self.max_size && self.can_start_create() {
+        let refills_cover_demand = self.refilling > self.waiters.len();
+        if self.has_room() && self.can_start_create() && !refills_cover_demand {
             self.size += 1;
             self.start_create();
             true
@@ -148,12 +160,13 @@ impl<T, E> State<T, E> {
         self.backoff.create_started();
     }
 
-    /// Reserves slots for the creates needed to bring the idle objects up to `min_idle`
-    /// (counting refills in flight); returns how many to start.
+    /// Reserves slots for the creates needed to bring the idle objects (counting those
+    /// under a background check and the refills in flight) up to `min_idle`; returns how
+    /// many to start.
     pub(crate) fn plan_refill(&mut self) -> usize {
         let mut planned = 0;
-        while self.idle.len() + self.refilling < self.min_idle
-            && self.size < self.max_size
+        while self.idle.len() + self.checking + self.refilling < self.min_idle
+            && self.has_room()
             && self.can_start_create()
         {
             self.size += 1;
@@ -164,10 +177,11 @@ impl<T, E> State<T, E> {
         planned
     }
 
-    /// Gives waiting callers a slot to create in, while there is room and creates may
-    /// start. Each waiter gets at most one, so creates never outnumber the demand.
+    /// Gives waiting callers a slot to create in, while some waiter is not covered by a
+    /// refill in flight, there is room and a create may start. Each waiter gets at most
+    /// one, so creates never outnumber the demand.
     pub(crate) fn grant_creates(&mut self, after: &mut AfterUnlock<T>) {
-        while !self.waiters.is_empty() && self.size < self.max_size && self.can_start_create() {
+        while self.waiters.len() > self.refilling && self.has_room() && self.can_start_create() {
             self.size += 1;
             self.start_create();
             match self.waiters.grant_front(Grant::CreateSlot) {
@@ -177,18 +191,24 @@ impl<T, E> State<T, E> {
         }
     }
 
+    /// Something that limits creates eased (a slot, a create permit, a destroy finished):
+    /// waiters may create, and maintenance may refill.
+    pub(crate) fn creates_eased(&mut self, after: &mut AfterUnlock<T>) {
+        after.changed = true; // shutdown and `build_filled` watch these moments
+        if self.closed {
+            return;
+        }
+        self.grant_creates(after);
+        if self.min_idle > 0 {
+            after.wake_maintenance = true;
+        }
+    }
+
     /// A slot was freed: it goes to the longest waiter as a create slot if one may
     /// start, else it is given up.
     pub(crate) fn release_slot(&mut self, after: &mut AfterUnlock<T>) {
         self.size -= 1;
-        if self.closed {
-            after.changed = true;
-        } else {
-            self.grant_creates(after);
-            if self.min_idle > 0 {
-                after.wake_maintenance = true;
-            }
-        }
+        self.creates_eased(after);
     }
 
     /// A create in flight ended without an outcome (cancelled or panicked).
@@ -198,14 +218,14 @@ impl<T, E> State<T, E> {
         self.release_slot(after);
     }
 
-    /// A create succeeded: creation reopens fully.
-    pub(crate) fn create_succeeded(&mut self, after: &mut AfterUnlock<T>) {
+    /// A create succeeded: creation reopens fully. The caller places the new object, then
+    /// calls [`creates_eased`](Self::creates_eased), so a waiter is handed an object
+    /// rather than a slot to create another in.
+    pub(crate) fn create_succeeded(&mut self) {
         self.creating -= 1;
         self.metrics.created += 1;
         self.last_create_error = None;
         self.backoff.create_succeeded();
-        self.grant_creates(after);
-        after.changed = true;
     }
 
     /// A create failed (`error` is kept as the pool's latest failure when given): its
@@ -222,6 +242,12 @@ impl<T, E> State<T, E> {
             .map(|delay| (delay, self.backoff.consecutive_failures()));
         after.changed = true;
         self.release_slot(after);
+    }
+
+    /// A `destroy` finished (or was given up).
+    pub(crate) fn destroy_finished(&mut self, after: &mut AfterUnlock<T>) {
+        self.destroying -= 1;
+        after.changed = true;
     }
 
     /// Destroys a counted object: frees its slot and queues the `destroy` hook.
@@ -241,7 +267,8 @@ impl<T, E> State<T, E> {
     ) -> bool {
         self.discard(object, reason, after);
         // With idle objects left the caller simply takes one; nobody waits then.
-        if self.idle.is_empty() && self.size <= self.max_size && self.can_start_create() {
+        let fits = self.size <= self.max_size;
+        if self.idle.is_empty() && fits && self.can_start_create() {
             self.start_create();
             true
         } else {

@@ -5,7 +5,9 @@
 /// `size == idle + in_use + creating` always holds: a create in flight holds a slot. `size`
 /// stays within `max_size`, except for a while after [`resize`](crate::Pool::resize) shrinks
 /// the pool below what is checked out (those objects are destroyed as they come back).
-/// Objects being destroyed no longer count.
+/// Objects being destroyed no longer count: `get` never waits for a `destroy`, so with a
+/// slow `destroy` (a process given time to exit, say) more than `max_size` objects may
+/// exist for a while, the extra ones on their way out.
 ///
 /// # Example
 ///

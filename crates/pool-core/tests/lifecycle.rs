@@ -480,3 +480,20 @@ fn build_needs_no_runtime() {
     let pool = builder.max_size(2).min_idle(1).build().unwrap();
     assert_eq!(pool.status().max_size, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn evict_all_also_evicts_an_object_whose_create_started_before_it() {
+    let (pool, probe) = pool(2);
+    probe.set_delay(Hook::Create, Duration::from_secs(1));
+    let creating = spawn_get(&pool);
+    settle().await;
+    pool.evict_all();
+    let object = creating.await.unwrap().unwrap();
+    drop(object);
+    assert_eq!(
+        pool.metrics().destroyed_by.evicted,
+        1,
+        "made before the eviction"
+    );
+    assert_eq!(pool.status().size, 0);
+}

@@ -370,3 +370,78 @@ async fn build_filled_refuses_a_bad_configuration() {
         .unwrap_err();
     assert!(matches!(error, FillError::Build(ref e) if e.field() == "max_size"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refilled_object_goes_to_a_waiter_instead_of_a_second_create() {
+    let (builder, probe) = builder();
+    probe.set_delay(Hook::Create, SECOND / 10);
+    let pool = builder
+        .max_size(4)
+        .min_idle(1)
+        .max_concurrent_creates(1)
+        .build()
+        .unwrap();
+    settle().await;
+    assert_eq!(pool.status().creating, 1, "the refill is under way");
+    let start = tokio::time::Instant::now();
+    let waiter = support::spawn_waiter(&pool).await;
+    let object = waiter.await.unwrap().unwrap();
+    assert_eq!(
+        support::meta_id(&object),
+        1,
+        "the waiter got the refilled object"
+    );
+    assert_eq!(start.elapsed(), SECOND / 10, "served when the refill ended");
+}
+
+#[tokio::test(start_paused = true)]
+async fn min_idle_is_restored_once_a_callers_create_frees_the_create_permit() {
+    let (builder, probe) = builder();
+    probe.set_delay(Hook::Create, SECOND / 100);
+    let pool = builder
+        .max_size(4)
+        .min_idle(1)
+        .max_concurrent_creates(1)
+        .build()
+        .unwrap();
+    let held = pool.get().await.unwrap(); // took the only create permit first
+    settle().await; // maintenance, woken when the permit came free, starts a refill
+    pass(SECOND).await;
+    assert_eq!(pool.status().idle, 1);
+    drop(held);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_background_check_holds_no_other_object_hostage() {
+    let (builder, probe) = builder();
+    let pool = builder
+        .max_size(2)
+        .health_check_interval(10 * SECOND)
+        .build()
+        .unwrap();
+    let held = support::hold(&pool, 2).await;
+    pass(11 * SECOND).await;
+    drop(held); // both overdue for a check now
+    probe.fail_next(Hook::HealthCheck, Fault::Hang);
+    pass(10 * SECOND).await;
+    let object = pool.get_timeout(5 * SECOND).await;
+    assert!(object.is_ok(), "{:?}", pool.status());
+}
+
+#[tokio::test(start_paused = true)]
+async fn objects_under_a_background_check_still_count_toward_min_idle() {
+    let (builder, probe) = builder();
+    probe.set_delay(Hook::HealthCheck, SECOND / 20);
+    let pool = builder
+        .max_size(10)
+        .min_idle(3)
+        .health_check_interval(10 * SECOND)
+        .build()
+        .unwrap();
+    settle().await;
+    for _ in 0..600 {
+        pass(SECOND / 10).await;
+    }
+    assert!(probe.health_checks() >= 9);
+    assert_eq!(pool.status().size, 3, "checks made no extra objects");
+}

@@ -607,19 +607,14 @@ proptest! {
     }
 }
 
-// Regressions: minimal failing cases found by the property test, each named after the
-// engine bug it shows. They fail until the engine is fixed; the invariants stay as they are.
+// Regressions: minimal failing cases the property test found, each named after the engine
+// bug it showed (both fixed; the invariants are unchanged).
 
-/// Engine bug: `close` does not release a `get` that sleeps between create retries. Such a
-/// caller is not queued, so `State::close` has no waker for it.
-///
-/// Expected: polled after `close`, the get resolves to `PoolError::Closed` at once.
-/// Actual: it stays pending until its backoff sleep ends (5-10 ms here, up to 1 s); since
-/// its deadline (1 ms) comes first it then fails with
-/// `Timeout { kind: Create, last_error: Some(injected create failure) }`, not `Closed`.
-/// With a longer deadline it does get `Closed`, but only once the backoff is over.
+/// Was: `close` did not release a `get` sleeping between create retries, since such a
+/// caller was not queued. Now a caller whose create failed queues behind the pool-wide
+/// backoff like any waiter, so `close` answers it with `PoolError::Closed` at once.
 #[test]
-fn close_does_not_release_a_get_in_create_retry_backoff() {
+fn close_releases_a_get_retrying_a_failed_create() {
     let setup = Setup {
         max_size: 1,
         wait_timeout_ms: Some(1),
@@ -628,15 +623,11 @@ fn close_does_not_release_a_get_in_create_retry_backoff() {
     run_case(&setup, &[Op::FailNextCreate, Op::Get, Op::Close]).unwrap();
 }
 
-/// Engine bug: a waiter that was granted a returned object, but had not run yet when the
-/// pool closed, still gets the object after `close`. `State::close` only releases waiters
-/// that are still queued, and `FindOrQueue` turns an uncollected `CreateSlot` grant into
-/// `Closed` when the pool is closed, but not an uncollected `Object` grant.
-///
-/// Expected: the second get resolves to `PoolError::Closed` and object 1 is destroyed.
-/// Actual: it resolves to `Ok(object 1)`, a checkout from a closed pool.
+/// Was: a waiter granted a returned object, but not yet run when the pool closed, still
+/// got the object. Now an uncollected object grant found closed is destroyed and the
+/// waiter gets `PoolError::Closed`.
 #[test]
-fn close_still_hands_out_an_object_granted_before_close() {
+fn close_wins_over_an_object_granted_before_it() {
     let setup = Setup {
         max_size: 1,
         wait_timeout_ms: None,

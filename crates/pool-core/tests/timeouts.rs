@@ -384,3 +384,21 @@ async fn max_lifetime_applies_to_each_object_from_its_own_creation() {
     assert_eq!(ids, [2, 3]);
     assert_eq!(pool.metrics().destroyed_by.lifetime, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_longest_timeouts_and_lifetimes_are_accepted_without_overflow() {
+    let (builder, _probe) = builder();
+    let pool = builder
+        .max_size(1)
+        .wait_timeout(Duration::MAX)
+        .max_lifetime(Duration::MAX)
+        .idle_timeout(Duration::MAX)
+        .recycle_timeout(Duration::MAX)
+        .health_check_after(Duration::MAX)
+        .build()
+        .unwrap();
+    drop(pool.get().await.unwrap());
+    drop(pool.get_timeout(Duration::MAX).await.unwrap());
+    assert_balanced(&pool);
+    assert_eq!(pool.status().idle, 1);
+}
