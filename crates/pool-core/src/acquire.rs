@@ -90,11 +90,8 @@ impl<M: Manager> Shared<M> {
                 }
             };
             progress.phase = TimeoutKind::Recycle;
-            match self
-                .ready_idle(entry, deadline, &mut progress, caller)
-                .await
-            {
-                Ready::Object(object) => return Ok(object),
+            match self.ready_idle(entry, deadline, &mut progress).await {
+                Ready::Object(entry) => return Ok(self.lend(entry, caller)),
                 Ready::Rejected { kept_slot: false } => {}
                 Ready::Rejected { kept_slot: true } => {
                     let slow = self.create_then_retry(mode, deadline, progress, caller);
@@ -165,8 +162,8 @@ impl<M: Manager> Shared<M> {
             };
             progress.phase = TimeoutKind::Recycle;
             // The outer timeout bounds this call, so no deadline is passed down.
-            match self.ready_idle(entry, None, progress, caller).await {
-                Ready::Object(object) => return Ok(object),
+            match self.ready_idle(entry, None, progress).await {
+                Ready::Object(entry) => return Ok(self.lend(entry, caller)),
                 Ready::Rejected { kept_slot } => holding_slot = kept_slot,
                 Ready::DeadlinePassed => {}
             }
@@ -250,7 +247,6 @@ impl<M: Manager> Shared<M> {
         entry: Box<Entry<M::Object>>,
         deadline: Option<Instant>,
         progress: &mut Progress<M::Error>,
-        caller: &'static Location<'static>,
     ) -> Ready<M> {
         let mut checkout = Checkout::for_caller(self, entry);
         let Some(entry) = checkout.entry_mut() else {
@@ -301,7 +297,7 @@ impl<M: Manager> Shared<M> {
         match checkout.release() {
             Some(entry) => {
                 self.recycled.fetch_add(1, Ordering::Relaxed);
-                Ready::Object(self.lend(entry, caller))
+                Ready::Object(entry)
             }
             None => Ready::Rejected { kept_slot: false },
         }
@@ -324,12 +320,11 @@ impl<M: Manager> Shared<M> {
 
 /// The outcome of readying an idle object.
 enum Ready<M: Manager> {
-    Object(Object<M>),
+    /// Ready for the caller; lent at the last moment, so only a pointer travels back.
+    Object(Box<Entry<M::Object>>),
     /// Destroyed (expired, failed its check or recycle); look again. When `kept_slot`, the
     /// caller kept the object's slot to create in, so it does not lose its turn.
-    Rejected {
-        kept_slot: bool,
-    },
+    Rejected { kept_slot: bool },
     /// The caller's own deadline passed during a hook.
     DeadlinePassed,
 }
