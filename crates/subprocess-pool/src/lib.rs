@@ -1,0 +1,17 @@
+//! Warm worker processes as pooled objects, and one-shot commands, built on `pool-core`.
+//!
+//! Spawning a process costs milliseconds (tens of them for an interpreter); a request to a
+//! process that is already running costs tens of microseconds. [`SubprocessPool`] keeps
+//! worker processes warm, speaks to them over their stdin and stdout with a [`Protocol`],
+//! checks and recycles them, and replaces one that breaks without losing more than the
+//! call it was serving. [`CommandPool`] runs fresh processes with bounded concurrency,
+//! timeouts and capped output.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod launch;
+mod process_group;
+pub mod protocol;
+
+pub use launch::SpawnError;
+pub use protocol::{Protocol, ProtocolError};

@@ -1,0 +1,34 @@
+//! What can go wrong on the wire.
+
+/// A request that cannot be sent, or a response that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// Reading or writing the pipe failed.
+    #[error("pipe i/o failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The request cannot be encoded in this protocol (e.g. a newline under `Lines`); it
+    /// was not sent, and the worker is unharmed.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A frame (line, length-prefixed message) is longer than the limit.
+    #[error("{direction} frame of {size} bytes exceeds the limit of {limit} bytes")]
+    FrameTooLarge {
+        /// `"request"` or `"response"`.
+        direction: &'static str,
+        /// The frame's size, or how much was read before giving up.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The worker wrote something that is not a valid response.
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    /// The response answers another request.
+    #[error("response is for request {got}, expected {expected}")]
+    Mismatch {
+        /// The request id sent.
+        expected: u64,
+        /// The request id received.
+        got: u64,
+    },
+}
