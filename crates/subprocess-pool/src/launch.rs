@@ -73,7 +73,10 @@ impl Launch {
         if let Some(dir) = &self.current_dir {
             if !dir.is_dir() {
                 return SpawnError {
-                    problem: format!("working directory {} does not exist or is not a directory", dir.display()),
+                    problem: format!(
+                        "working directory {} does not exist or is not a directory",
+                        dir.display()
+                    ),
                     source,
                 };
             }

@@ -9,9 +9,21 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod error;
 mod launch;
+mod manager;
+mod pool;
 mod process_group;
 pub mod protocol;
+mod runner;
+mod spec;
+mod stderr;
 
+pub use error::RunnerError;
 pub use launch::SpawnError;
+pub use manager::RunnerManager;
+pub use pool::{CallError, SubprocessPool, SubprocessPoolBuilder};
 pub use protocol::{Protocol, ProtocolError};
+pub use runner::Runner;
+pub use spec::WorkerSpec;
+pub use stderr::StderrMode;

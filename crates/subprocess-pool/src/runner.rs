@@ -1,0 +1,331 @@
+//! One live worker process.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::time::Instant;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::error::RunnerError;
+use crate::process_group::kill_group;
+use crate::protocol::Protocol;
+use crate::spec::WorkerSpec;
+use crate::stderr::StderrTail;
+
+/// The longest line skipped while waiting for the ready line.
+const MAX_STARTUP_LINE: usize = 1024 * 1024;
+/// How long to wait for the last of a dead worker's stderr.
+const STDERR_SETTLE: Duration = Duration::from_millis(200);
+
+/// One live worker process in its own process group, spoken to with protocol `P`.
+///
+/// A call that fails or is cancelled half-way leaves the runner *poisoned*: its streams
+/// may hold half a message, so it refuses further calls and a pool destroys it. Shutting
+/// a runner down closes its stdin, waits up to `kill_grace` for it to exit, then kills its
+/// whole process group and reaps it; dropping one kills the group at once.
+///
+/// # Example
+///
+/// ```
+/// use subprocess_pool::{Runner, WorkerSpec};
+/// use subprocess_pool::protocol::Lines;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut cat = Runner::spawn(&WorkerSpec::new("cat"), Lines::default()).await?;
+/// assert_eq!(cat.call("hello".to_string()).await?, "hello");
+/// cat.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Runner<P: Protocol> {
+    child: Child,
+    pid: u32,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+    protocol: P,
+    codec: P::Codec,
+    write_buf: BytesMut,
+    read_buf: BytesMut,
+    stderr: Option<StderrTail>,
+    calls: u64,
+    call_limit: Option<u64>,
+    started: Instant,
+    max_age: Option<Duration>,
+    request_timeout: Option<Duration>,
+    kill_grace: Duration,
+    poisoned: bool,
+    reaped: bool,
+}
+
+impl<P: Protocol> Runner<P> {
+    /// Starts a worker and waits until it is ready (its ready line, if the spec sets one,
+    /// within `startup_timeout`).
+    pub async fn spawn(spec: &WorkerSpec, protocol: P) -> Result<Self, RunnerError> {
+        let mut child = spec
+            .launch
+            .command(spec.stderr.stdio())
+            .spawn()
+            .map_err(|error| spec.launch.spawn_error(error))?;
+        let pid = child.id().unwrap_or_default();
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            unreachable!("the command pipes stdin and stdout");
+        };
+        let stderr = match spec.stderr {
+            crate::StderrMode::Tail(limit) => child
+                .stderr
+                .take()
+                .map(|stderr| StderrTail::drain(stderr, limit)),
+            _ => None,
+        };
+        let mut runner = Runner {
+            child,
+            pid,
+            stdin: Some(stdin),
+            stdout,
+            codec: protocol.codec(),
+            protocol,
+            write_buf: BytesMut::with_capacity(8 * 1024),
+            read_buf: BytesMut::with_capacity(8 * 1024),
+            stderr,
+            calls: 0,
+            call_limit: spec.max_requests.map(jittered),
+            started: Instant::now(),
+            max_age: spec.max_age,
+            request_timeout: spec.request_timeout,
+            kill_grace: spec.kill_grace,
+            poisoned: false,
+            reaped: false,
+        };
+        if let Some(line) = &spec.ready_line {
+            let ready = tokio::time::timeout(spec.startup_timeout, runner.skip_to_line(line)).await;
+            let reason = match ready {
+                Ok(Ok(())) => return Ok(runner),
+                Ok(Err(reason)) => reason,
+                Err(_) => format!(
+                    "no ready line {line:?} on stdout within {:?}",
+                    spec.startup_timeout
+                ),
+            };
+            kill_group(runner.pid);
+            let stderr = runner.stderr_text().await;
+            runner.shutdown().await;
+            return Err(RunnerError::Startup { reason, stderr });
+        }
+        Ok(runner)
+    }
+
+    /// Sends one request and reads its response.
+    ///
+    /// A request the protocol refuses (a newline under `Lines`, an oversize frame) fails
+    /// before anything is written and leaves the runner usable. Any other failure (a
+    /// timeout, the worker exiting, garbage on stdout) poisons the runner; so does
+    /// dropping this future before it completes.
+    pub async fn call(&mut self, request: P::Request) -> Result<P::Response, RunnerError> {
+        if self.poisoned {
+            return Err(RunnerError::Poisoned);
+        }
+        let request_id = self.protocol.request_id(&request);
+        self.write_buf.clear();
+        if let Err(error) = self.codec.encode(request, &mut self.write_buf) {
+            self.write_buf.clear();
+            return Err(error.into());
+        }
+        self.poisoned = true; // until the whole response is read
+        let outcome = match self.request_timeout {
+            None => self.exchange(request_id).await,
+            Some(limit) => match tokio::time::timeout(limit, self.exchange(request_id)).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    kill_group(self.pid);
+                    Err(RunnerError::Timeout { after: limit })
+                }
+            },
+        };
+        if outcome.is_ok() {
+            self.poisoned = false;
+            self.calls += 1;
+        }
+        outcome
+    }
+
+    async fn exchange(&mut self, request_id: u64) -> Result<P::Response, RunnerError> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(RunnerError::Poisoned);
+        };
+        if let Err(error) = stdin.write_all(&self.write_buf).await {
+            return Err(match error.kind() {
+                io::ErrorKind::BrokenPipe => self.died().await,
+                _ => RunnerError::Io(error),
+            });
+        }
+        loop {
+            if let Some(response) = self.codec.decode(&mut self.read_buf)? {
+                self.protocol.check_response(request_id, &response)?;
+                return Ok(response);
+            }
+            self.read_buf.reserve(8 * 1024);
+            match self.stdout.read_buf(&mut self.read_buf).await {
+                Ok(0) => return Err(self.died().await),
+                Ok(_) => {}
+                Err(error) => return Err(RunnerError::Io(error)),
+            }
+        }
+    }
+
+    /// Reads stdout lines until `line`; anything after it stays buffered for responses.
+    async fn skip_to_line(&mut self, line: &str) -> Result<(), String> {
+        loop {
+            while let Some(end) = self.read_buf.iter().position(|&byte| byte == b'\n') {
+                let got = self.read_buf.split_to(end + 1);
+                let got = got.strip_suffix(b"\n").unwrap_or(&got);
+                let got = got.strip_suffix(b"\r").unwrap_or(got);
+                if got == line.as_bytes() {
+                    return Ok(());
+                }
+            }
+            if self.read_buf.len() > MAX_STARTUP_LINE {
+                return Err(format!(
+                    "a stdout line longer than {MAX_STARTUP_LINE} bytes before the ready line"
+                ));
+            }
+            self.read_buf.reserve(8 * 1024);
+            match self.stdout.read_buf(&mut self.read_buf).await {
+                Ok(0) => {
+                    return Err(match self.exit_status(self.kill_grace).await {
+                        Some(status) => format!("exited ({status}) before printing {line:?}"),
+                        None => format!("closed stdout before printing {line:?}"),
+                    });
+                }
+                Ok(_) => {}
+                Err(error) => return Err(format!("reading stdout failed: {error}")),
+            }
+        }
+    }
+
+    /// The error for a worker found dead (stdout closed, stdin broken): its exit status
+    /// and stderr tail, after making sure its group is gone.
+    async fn died(&mut self) -> RunnerError {
+        let status = self.exit_status(self.kill_grace).await;
+        kill_group(self.pid);
+        let status = match status {
+            Some(status) => status,
+            None => match self.child.wait().await {
+                Ok(status) => status,
+                Err(error) => return RunnerError::Io(error),
+            },
+        };
+        self.reaped = true;
+        let stderr = self.stderr_text().await;
+        RunnerError::Exited { status, stderr }
+    }
+
+    /// Waits up to `bound` for the worker to exit, reaping it.
+    async fn exit_status(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        let status = tokio::time::timeout(bound, self.child.wait())
+            .await
+            .ok()?
+            .ok()?;
+        self.reaped = true;
+        Some(status)
+    }
+
+    /// The tail of the worker's stderr (owned, so no borrow of the runner is held across
+    /// the wait and its future stays `Send`).
+    fn stderr_text(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let tail = self.stderr.clone();
+        async move {
+            match tail {
+                Some(tail) => {
+                    tail.settle(STDERR_SETTLE).await;
+                    tail.text()
+                }
+                None => String::new(),
+            }
+        }
+    }
+
+    /// The worker's process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Calls answered so far.
+    pub fn calls(&self) -> u64 {
+        self.calls
+    }
+
+    /// Whether an earlier call failed or was cancelled half-way.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Whether the worker reached its request limit or its age limit.
+    pub fn is_spent(&self) -> bool {
+        self.call_limit.is_some_and(|limit| self.calls >= limit)
+            || self
+                .max_age
+                .is_some_and(|age| self.started.elapsed() >= age)
+    }
+
+    /// Whether the worker process is still running (reaping it if it exited).
+    pub fn is_alive(&mut self) -> bool {
+        if self.reaped {
+            return false;
+        }
+        match self.child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(_)) | Err(_) => {
+                self.reaped = true;
+                false
+            }
+        }
+    }
+
+    /// Stops the worker: closes its stdin (so it sees end of input), waits up to
+    /// `kill_grace` for it to exit, then kills its whole process group and reaps it.
+    pub async fn shutdown(mut self) {
+        drop(self.stdin.take());
+        if !self.reaped {
+            let _ = self.exit_status(self.kill_grace).await;
+        }
+        // Grandchildren may outlive the leader; the group goes in any case.
+        kill_group(self.pid);
+        if !self.reaped && self.child.wait().await.is_ok() {
+            self.reaped = true;
+        }
+    }
+}
+
+impl<P: Protocol> Drop for Runner<P> {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // `kill_on_drop` kills the leader and tokio reaps it; the group goes too.
+            kill_group(self.pid);
+        }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for Runner<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("pid", &self.pid)
+            .field("calls", &self.calls)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `limit` shortened by a random 0-5%, at least 1.
+fn jittered(limit: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
+    let cut = (limit as f64 * 0.05 * fraction) as u64;
+    (limit - cut).max(1)
+}
