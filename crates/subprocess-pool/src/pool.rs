@@ -72,6 +72,8 @@ impl<P: Protocol> SubprocessPool<P> {
     }
 
     /// Sends `request` to a worker and returns its response.
+    // Written out so the signature promises a `Send` future (callers spawn it).
+    #[allow(clippy::manual_async_fn)]
     pub fn call(
         &self,
         request: P::Request,
