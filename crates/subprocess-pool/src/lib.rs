@@ -4,7 +4,7 @@
 //! process that is already running costs tens of microseconds. [`SubprocessPool`] keeps
 //! worker processes warm, speaks to them over their stdin and stdout with a [`Protocol`],
 //! checks and recycles them, and replaces one that breaks without losing more than the
-//! call it was serving. [`CommandPool`] runs fresh processes with bounded concurrency,
+//! call it was serving. `CommandPool` runs fresh processes with bounded concurrency,
 //! timeouts and capped output.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

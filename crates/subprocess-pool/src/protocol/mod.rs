@@ -3,8 +3,8 @@
 //! A [`Protocol`] names a request type, a response type and a codec: a
 //! [`tokio_util::codec::Encoder`] of requests (written to the worker's stdin) and a
 //! [`tokio_util::codec::Decoder`] of responses (read from its stdout). Ready protocols:
-//! [`Lines`], [`LengthPrefixed`], and Bazel's persistent-worker protocols [`BazelJson`]
-//! and [`BazelProto`] over [`WorkRequest`] / [`WorkResponse`].
+//! `Lines`, `LengthPrefixed`, and Bazel's persistent-worker protocols `BazelJson` and
+//! `BazelProto` over `WorkRequest` / `WorkResponse`.
 
 use std::fmt::Debug;
 
