@@ -36,7 +36,7 @@ pub enum CallError {
 ///
 /// # Example
 ///
-/// ```ignore
+/// ```
 /// use subprocess_pool::protocol::Lines;
 /// use subprocess_pool::{SubprocessPool, WorkerSpec};
 ///

@@ -29,7 +29,7 @@ const STDERR_SETTLE: Duration = Duration::from_millis(200);
 ///
 /// # Example
 ///
-/// ```ignore
+/// ```
 /// use subprocess_pool::{Runner, WorkerSpec};
 /// use subprocess_pool::protocol::Lines;
 ///

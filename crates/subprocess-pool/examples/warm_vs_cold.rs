@@ -1,0 +1,151 @@
+//! The same jobs through a pool of warm python workers, and by spawning the interpreter
+//! per job: `cargo run --release -p subprocess-pool --example warm_vs_cold`.
+//!
+//! It also compares a pool `call` with a hand-written raw pipe round trip to the same kind
+//! of worker (`cat`), in CPU time of this process per call (wall time beside it: on VMs
+//! wall time per round trip swings with vCPU wake-up latency).
+//!
+//! The interpreter is resolved once (`python3` on PATH may be a slow shim) and named in the
+//! output. Arguments: `[jobs]` (default 200).
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rustix::time::{ClockId, clock_gettime};
+use subprocess_pool::protocol::Lines;
+use subprocess_pool::{SubprocessPool, WorkerSpec};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+/// CPU time this process has used (all threads), from the kernel.
+fn cpu_time() -> Duration {
+    let now = clock_gettime(ClockId::ProcessCPUTime);
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// The real interpreter behind `python3`, so each cold start is not also paying for a shim.
+async fn python() -> Result<PathBuf, Box<dyn Error>> {
+    let output = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .await?;
+    Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
+}
+
+fn worker_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/workers/upper.py")
+}
+
+async fn cold(python: &PathBuf, jobs: usize) -> Result<Duration, Box<dyn Error>> {
+    let start = Instant::now();
+    for i in 0..jobs {
+        let output = Command::new(python)
+            .arg(worker_script())
+            .arg(format!("job {i}"))
+            .output()
+            .await?;
+        assert!(output.status.success());
+    }
+    Ok(start.elapsed())
+}
+
+async fn warm(python: &PathBuf, jobs: usize) -> Result<Duration, Box<dyn Error>> {
+    let spec = WorkerSpec::new(python).arg("-u").arg(worker_script());
+    let pool = SubprocessPool::builder(spec, Lines::default())
+        .max_size(1)
+        .build()?;
+    pool.call("warm up".to_string()).await?; // the one start-up, not counted
+    let start = Instant::now();
+    for i in 0..jobs {
+        let reply = pool.call(format!("job {i}")).await?;
+        let expected: String = format!("job {i}").to_uppercase().chars().rev().collect();
+        assert_eq!(reply, expected);
+    }
+    let elapsed = start.elapsed();
+    pool.shutdown(Duration::from_secs(1)).await;
+    Ok(elapsed)
+}
+
+/// One round trip per line to `cat`, written by hand: the floor a pool call is held to.
+async fn raw_pipe(calls: usize) -> Result<(Duration, Duration), Box<dyn Error>> {
+    let mut child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    for i in 0..calls {
+        let request = format!("request {i}\n");
+        stdin.write_all(request.as_bytes()).await?;
+        line.clear();
+        stdout.read_line(&mut line).await?;
+        assert_eq!(line, request);
+    }
+    Ok((wall.elapsed(), cpu_time() - cpu))
+}
+
+async fn pooled_pipe(calls: usize) -> Result<(Duration, Duration), Box<dyn Error>> {
+    let pool = SubprocessPool::builder(WorkerSpec::new("cat"), Lines::default())
+        .max_size(1)
+        .build()?;
+    pool.call("warm up".to_string()).await?;
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    for i in 0..calls {
+        let request = format!("request {i}");
+        assert_eq!(pool.call(request.clone()).await?, request);
+    }
+    let measured = (wall.elapsed(), cpu_time() - cpu);
+    pool.shutdown(Duration::from_secs(1)).await;
+    Ok(measured)
+}
+
+fn per(total: Duration, n: usize) -> f64 {
+    total.as_secs_f64() * 1e6 / n as f64
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let jobs: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let python = python().await?;
+    println!("interpreter: {}", python.display());
+
+    let cold = cold(&python, jobs).await?;
+    let warm = warm(&python, jobs).await?;
+    println!(
+        "{jobs} jobs, spawning the interpreter per job: {:>9.1} us per job",
+        per(cold, jobs)
+    );
+    println!(
+        "{jobs} jobs, one warm worker in a pool:      {:>9.1} us per job",
+        per(warm, jobs)
+    );
+    println!(
+        "warm is {:.0}x faster",
+        cold.as_secs_f64() / warm.as_secs_f64()
+    );
+
+    let calls = 20_000;
+    let (raw_wall, raw_cpu) = raw_pipe(calls).await?;
+    let (pool_wall, pool_cpu) = pooled_pipe(calls).await?;
+    println!(
+        "{calls} round trips to cat: raw pipe {:.1} us CPU ({:.1} us wall), pool call {:.1} us CPU ({:.1} us wall)",
+        per(raw_cpu, calls),
+        per(raw_wall, calls),
+        per(pool_cpu, calls),
+        per(pool_wall, calls)
+    );
+    println!(
+        "pool call / raw pipe: {:.2}x CPU, {:.2}x wall",
+        pool_cpu.as_secs_f64() / raw_cpu.as_secs_f64(),
+        pool_wall.as_secs_f64() / raw_wall.as_secs_f64()
+    );
+    Ok(())
+}

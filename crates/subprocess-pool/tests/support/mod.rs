@@ -1,0 +1,77 @@
+//! Helpers shared by the integration tests: what /proc says about processes we started.
+#![allow(dead_code)]
+
+use std::fs;
+
+/// Fields of /proc/<pid>/stat: (pid, state, ppid, pgrp).
+fn stat(pid: &str) -> Option<(u32, char, u32, u32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((pid.parse().ok()?, state, ppid, pgrp))
+}
+
+fn all_processes() -> Vec<(u32, char, u32, u32)> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| stat(entry.ok()?.file_name().to_str()?))
+        .collect()
+}
+
+/// Processes still in the process group `pgid` (zombies included).
+pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
+    all_processes()
+        .into_iter()
+        .filter(|&(_, _, _, pgrp)| pgrp == pgid)
+        .map(|(pid, ..)| pid)
+        .collect()
+}
+
+/// Our children that exited but were never reaped.
+pub(crate) fn zombie_children() -> Vec<u32> {
+    let me = std::process::id();
+    all_processes()
+        .into_iter()
+        .filter(|&(_, state, ppid, _)| ppid == me && state == 'Z')
+        .map(|(pid, ..)| pid)
+        .collect()
+}
+
+/// Open file descriptors of this process.
+pub(crate) fn open_fds() -> usize {
+    fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Waits (real time, bounded) until `done` holds; panics naming `what` otherwise.
+pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("gave up after 2 s waiting for {what}");
+}
+
+/// A `sh` worker speaking lines: echoes each line, except commands:
+/// `sleep` (sleeps 30 s), `exit N` (says "dying" on stderr, exits N), `garbage` (invalid
+/// UTF-8), `big` (2 MB without a newline), `noisy` (1 MiB on stderr, then echoes),
+/// `orphan` (leaves a grandchild holding stdout and exits), `slow` (0.3 s, then echoes).
+pub(crate) const SH_WORKER: &str = r#"
+while IFS= read -r line; do
+  case "$line" in
+    sleep) sleep 30 ;;
+    exit*) echo "dying on request" >&2; exit "${line#exit }" ;;
+    garbage) printf '\377\376 not utf-8\n' ;;
+    big) head -c 2000000 /dev/zero | tr '\0' 'a' ;;
+    noisy) head -c 1048576 /dev/zero >&2; echo "$line" ;;
+    orphan) sleep 30 & exit 0 ;;
+    slow) sleep 0.3; echo "$line" ;;
+    *) echo "$line" ;;
+  esac
+done
+"#;

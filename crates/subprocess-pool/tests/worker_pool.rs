@@ -1,0 +1,241 @@
+//! Warm workers against real processes: round trips, every fault failing only its own call,
+//! and nothing left behind (no process, no zombie, no file descriptor).
+
+mod support;
+
+use std::time::Duration;
+
+use pool_core::PoolError;
+use subprocess_pool::protocol::Lines;
+use subprocess_pool::{CallError, ProtocolError, RunnerError, SubprocessPool, WorkerSpec};
+use support::{SH_WORKER, eventually, group_members};
+
+fn sh_worker() -> WorkerSpec {
+    WorkerSpec::new("sh").args(["-c", SH_WORKER])
+}
+
+fn pool_of(spec: WorkerSpec, max_size: usize) -> SubprocessPool<Lines> {
+    SubprocessPool::builder(spec, Lines::default())
+        .max_size(max_size)
+        .build()
+        .unwrap()
+}
+
+/// The pid of an idle worker (checked out and returned).
+async fn some_worker_pid(pool: &SubprocessPool<Lines>) -> u32 {
+    pool.pool().get().await.unwrap().pid()
+}
+
+fn worker_error(result: Result<String, CallError>) -> RunnerError {
+    match result {
+        Err(CallError::Worker(error)) => error,
+        other => panic!("expected a worker error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn lines_round_trip_through_a_warm_cat() {
+    let pool = pool_of(WorkerSpec::new("cat"), 2);
+    for i in 0..100 {
+        assert_eq!(
+            pool.call(format!("request {i}")).await.unwrap(),
+            format!("request {i}")
+        );
+    }
+    assert_eq!(
+        pool.metrics().created,
+        1,
+        "one warm worker served every call"
+    );
+    pool.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_timed_out_call_kills_the_worker_group_and_the_next_call_succeeds() {
+    let pool = pool_of(sh_worker().request_timeout(Duration::from_millis(300)), 1);
+    let pid = some_worker_pid(&pool).await;
+    let error = worker_error(pool.call("sleep".into()).await);
+    assert!(matches!(error, RunnerError::Timeout { .. }), "{error}");
+    assert!(error.to_string().contains("timed out"), "{error}");
+    eventually("the timed-out worker's group to be gone", || {
+        group_members(pid).is_empty()
+    })
+    .await;
+    assert_eq!(pool.call("next".into()).await.unwrap(), "next");
+    pool.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_worker_dying_mid_call_reports_its_status_and_stderr() {
+    let pool = pool_of(sh_worker(), 1);
+    let error = worker_error(pool.call("exit 3".into()).await);
+    let message = error.to_string();
+    assert!(matches!(error, RunnerError::Exited { .. }), "{message}");
+    assert!(message.contains("status 3"), "{message}");
+    assert!(message.contains("dying on request"), "{message}");
+    assert_eq!(pool.call("next".into()).await.unwrap(), "next");
+}
+
+#[tokio::test]
+async fn a_worker_killed_by_a_signal_says_which() {
+    let pool = pool_of(
+        WorkerSpec::new("sh").args(["-c", "read line; kill -9 $$"]),
+        1,
+    );
+    let message = worker_error(pool.call("x".into()).await).to_string();
+    assert!(message.contains("signal 9"), "{message}");
+}
+
+#[tokio::test]
+async fn garbage_on_stdout_is_a_protocol_error_and_the_pool_keeps_serving() {
+    let pool = pool_of(sh_worker(), 1);
+    let error = worker_error(pool.call("garbage".into()).await);
+    assert!(
+        matches!(error, RunnerError::Protocol(ProtocolError::Malformed(_))),
+        "{error}"
+    );
+    assert_eq!(pool.call("next".into()).await.unwrap(), "next");
+}
+
+#[tokio::test]
+async fn an_oversize_response_is_an_error_not_an_out_of_memory() {
+    let pool = SubprocessPool::builder(sh_worker(), Lines::with_max_length(64 * 1024))
+        .max_size(1)
+        .build()
+        .unwrap();
+    let error = worker_error(pool.call("big".into()).await);
+    let message = error.to_string();
+    assert!(
+        matches!(
+            error,
+            RunnerError::Protocol(ProtocolError::FrameTooLarge { .. })
+        ),
+        "{message}"
+    );
+    assert!(message.contains("65536"), "names the limit: {message}");
+    assert_eq!(pool.call("next".into()).await.unwrap(), "next");
+}
+
+#[tokio::test]
+async fn a_request_with_a_newline_is_refused_before_it_reaches_the_worker() {
+    let pool = pool_of(WorkerSpec::new("cat"), 1);
+    let error = worker_error(pool.call("two\nlines".into()).await);
+    assert!(error.worker_intact(), "{error}");
+    assert_eq!(pool.call("one line".into()).await.unwrap(), "one line");
+    assert_eq!(pool.metrics().created, 1, "the worker was not harmed");
+}
+
+#[tokio::test]
+async fn a_worker_that_exits_at_startup_gives_a_startup_error_with_its_stderr() {
+    let spec = WorkerSpec::new("sh")
+        .args(["-c", "echo 'cannot load model' >&2; exit 2"])
+        .ready_line("READY");
+    let pool = pool_of(spec, 1);
+    match pool.call("x".into()).await {
+        Err(CallError::Pool(PoolError::Backend(error @ RunnerError::Startup { .. }))) => {
+            let message = error.to_string();
+            assert!(message.contains("cannot load model"), "{message}");
+            assert!(message.contains("READY"), "{message}");
+        }
+        other => panic!("expected a startup error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_never_becomes_ready_gives_a_startup_error() {
+    let spec = WorkerSpec::new("sh")
+        .args(["-c", "echo warming up; sleep 30"])
+        .ready_line("READY")
+        .startup_timeout(Duration::from_millis(300));
+    let pool = pool_of(spec, 1);
+    let message = match pool.call("x".into()).await {
+        Err(CallError::Pool(PoolError::Backend(error))) => error.to_string(),
+        other => panic!("expected a startup error, got {other:?}"),
+    };
+    assert!(message.contains("within 300ms"), "{message}");
+}
+
+#[tokio::test]
+async fn a_ready_line_is_awaited_and_earlier_output_skipped() {
+    let script = "echo loading; echo READY; while IFS= read -r l; do echo \"got $l\"; done";
+    let pool = pool_of(
+        WorkerSpec::new("sh")
+            .args(["-c", script])
+            .ready_line("READY"),
+        1,
+    );
+    assert_eq!(pool.call("x".into()).await.unwrap(), "got x");
+}
+
+#[tokio::test]
+async fn a_cancelled_call_never_leaves_a_half_read_worker_in_the_pool() {
+    let pool = pool_of(sh_worker(), 1);
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), pool.call("slow".into())).await;
+    assert!(cancelled.is_err(), "the call was cut short");
+    // The worker that would still answer "slow" must not serve the next call.
+    assert_eq!(pool.call("fresh".into()).await.unwrap(), "fresh");
+    assert_eq!(pool.metrics().created, 2);
+}
+
+#[tokio::test]
+async fn a_megabyte_on_stderr_does_not_deadlock_the_worker() {
+    let pool = pool_of(sh_worker(), 1);
+    let reply = tokio::time::timeout(Duration::from_secs(10), pool.call("noisy".into())).await;
+    assert_eq!(reply.expect("no deadlock").unwrap(), "noisy");
+}
+
+#[tokio::test]
+async fn a_grandchild_holding_the_pipes_cannot_hang_a_call_past_its_timeout() {
+    let pool = pool_of(sh_worker().request_timeout(Duration::from_millis(500)), 1);
+    let pid = some_worker_pid(&pool).await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), pool.call("orphan".into())).await;
+    let error = worker_error(reply.expect("bounded by request_timeout"));
+    assert!(matches!(error, RunnerError::Timeout { .. }), "{error}");
+    eventually("the orphaned grandchild to be killed", || {
+        group_members(pid).is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_write_to_a_dead_worker_is_worker_exited_not_a_panic() {
+    let pool = pool_of(
+        WorkerSpec::new("sh").args(["-c", "exec 0<&-; sleep 0.2; exit 5"]),
+        1,
+    );
+    let worker = pool.pool().get().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await; // it has exited by now
+    drop(worker);
+    let error = match pool.call("anyone there?".into()).await {
+        Err(CallError::Worker(error)) => error,
+        Err(CallError::Pool(PoolError::Backend(error))) => error,
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert!(error.to_string().contains("exited"), "{error}");
+}
+
+#[tokio::test]
+async fn a_missing_program_a_non_executable_file_and_a_bad_directory_are_named() {
+    let missing = pool_of(WorkerSpec::new("/no/such/worker"), 1);
+    let message = missing.call("x".into()).await.unwrap_err().to_string();
+    assert!(
+        message.contains("/no/such/worker") && message.contains("not found"),
+        "{message}"
+    );
+
+    let file = std::env::temp_dir().join(format!("not-executable-{}", std::process::id()));
+    std::fs::write(&file, "#!/bin/sh\necho hi\n").unwrap();
+    let not_executable = pool_of(WorkerSpec::new(&file), 1);
+    let message = not_executable
+        .call("x".into())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains(&file.display().to_string()), "{message}");
+    assert!(message.contains("not executable"), "{message}");
+    std::fs::remove_file(&file).unwrap();
+
+    let bad_dir = pool_of(WorkerSpec::new("cat").current_dir("/no/such/dir"), 1);
+    let message = bad_dir.call("x".into()).await.unwrap_err().to_string();
+    assert!(message.contains("/no/such/dir"), "{message}");
+}
