@@ -68,40 +68,67 @@ async fn warm(python: &PathBuf, jobs: usize) -> Result<Duration, Box<dyn Error>>
     Ok(elapsed)
 }
 
-/// One round trip per line to `cat`, written by hand: the floor a pool call is held to.
-async fn raw_pipe(calls: usize) -> Result<(Duration, Duration), Box<dyn Error>> {
-    let mut child = Command::new("cat")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let (wall, cpu) = (Instant::now(), cpu_time());
-    for i in 0..calls {
-        let request = format!("request {i}\n");
-        stdin.write_all(request.as_bytes()).await?;
-        line.clear();
-        stdout.read_line(&mut line).await?;
-        assert_eq!(line, request);
-    }
-    Ok((wall.elapsed(), cpu_time() - cpu))
+/// A `cat` spoken to by hand: the floor a pool call is held to.
+struct RawPipe {
+    _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: BufReader<tokio::process::ChildStdout>,
+    line: String,
 }
 
-async fn pooled_pipe(calls: usize) -> Result<(Duration, Duration), Box<dyn Error>> {
+impl RawPipe {
+    fn start() -> Result<Self, Box<dyn Error>> {
+        let mut child = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        Ok(Self {
+            stdin: child.stdin.take().ok_or("no stdin")?,
+            stdout: BufReader::new(child.stdout.take().ok_or("no stdout")?),
+            _child: child,
+            line: String::new(),
+        })
+    }
+
+    async fn round_trip(&mut self, i: usize) -> Result<(), Box<dyn Error>> {
+        let request = format!("request {i}\n");
+        self.stdin.write_all(request.as_bytes()).await?;
+        self.line.clear();
+        self.stdout.read_line(&mut self.line).await?;
+        assert_eq!(self.line, request);
+        Ok(())
+    }
+}
+
+/// Raw pipe and pool call, in alternating batches so machine noise hits both alike.
+/// Returns (raw wall, raw CPU, pool wall, pool CPU).
+async fn round_trips(calls: usize) -> Result<[Duration; 4], Box<dyn Error>> {
+    let mut raw = RawPipe::start()?;
     let pool = SubprocessPool::builder(WorkerSpec::new("cat"), Lines::default())
         .max_size(1)
         .build()?;
     pool.call("warm up".to_string()).await?;
-    let (wall, cpu) = (Instant::now(), cpu_time());
-    for i in 0..calls {
-        let request = format!("request {i}");
-        assert_eq!(pool.call(request.clone()).await?, request);
+    raw.round_trip(0).await?;
+    let mut totals = [Duration::ZERO; 4];
+    let batch = 1_000;
+    for round in 0..calls / batch {
+        let (wall, cpu) = (Instant::now(), cpu_time());
+        for i in 0..batch {
+            raw.round_trip(round * batch + i).await?;
+        }
+        totals[0] += wall.elapsed();
+        totals[1] += cpu_time() - cpu;
+        let (wall, cpu) = (Instant::now(), cpu_time());
+        for i in 0..batch {
+            let request = format!("request {}", round * batch + i);
+            assert_eq!(pool.call(request.clone()).await?, request);
+        }
+        totals[2] += wall.elapsed();
+        totals[3] += cpu_time() - cpu;
     }
-    let measured = (wall.elapsed(), cpu_time() - cpu);
     pool.shutdown(Duration::from_secs(1)).await;
-    Ok(measured)
+    Ok(totals)
 }
 
 fn per(total: Duration, n: usize) -> f64 {
@@ -133,8 +160,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
 
     let calls = 20_000;
-    let (raw_wall, raw_cpu) = raw_pipe(calls).await?;
-    let (pool_wall, pool_cpu) = pooled_pipe(calls).await?;
+    let [raw_wall, raw_cpu, pool_wall, pool_cpu] = round_trips(calls).await?;
     println!(
         "{calls} round trips to cat: raw pipe {:.1} us CPU ({:.1} us wall), pool call {:.1} us CPU ({:.1} us wall)",
         per(raw_cpu, calls),
