@@ -4,6 +4,8 @@
 //! - `uncontended`: one task on a current-thread runtime, get then drop, pool of 8.
 //! - `contended`: 64 tasks sharing 8 objects on a 2-worker multi-thread runtime; each holds
 //!   its object across one `yield_now`, so callers really queue.
+//! - `contended_short_hold`: the same 64 tasks and 8 objects, but each drops its object at
+//!   once and yields after the drop: the two worker threads contend on the pool itself.
 //!
 //! Run: `cargo bench -p benches --bench get_drop`. Times are per get+drop.
 
@@ -164,12 +166,17 @@ fn uncontended(c: &mut Criterion) {
 }
 
 fn contended(c: &mut Criterion) {
+    contended_group(c, "get_drop/contended_64_tasks_8_objects", true);
+    contended_group(c, "get_drop/contended_short_hold_64_tasks_8_objects", false);
+}
+
+fn contended_group(c: &mut Criterion, group_name: &str, hold_across_yield: bool) {
     let rt = Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let mut group = c.benchmark_group("get_drop/contended_64_tasks_8_objects");
+    let mut group = c.benchmark_group(group_name);
     group.measurement_time(Duration::from_secs(4));
     for name in Subject::NAMES {
         let subject = Subject::build(name, &rt);
@@ -183,7 +190,12 @@ fn contended(c: &mut Criterion) {
                             let subject = subject.clone();
                             tokio::spawn(async move {
                                 for _ in 0..per_task {
-                                    subject.get_drop(tokio::task::yield_now()).await;
+                                    if hold_across_yield {
+                                        subject.get_drop(tokio::task::yield_now()).await;
+                                    } else {
+                                        subject.get_drop(async {}).await;
+                                        tokio::task::yield_now().await;
+                                    }
                                 }
                             })
                         })
