@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use subprocess_pool::protocol::Lines;
 use subprocess_pool::{SubprocessPool, WorkerSpec};
-use support::{SH_WORKER, eventually, group_members, open_fds, zombie_children};
+use support::{SH_WORKER, baseline_fds, eventually, group_members, open_fds, zombie_children};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -26,7 +26,7 @@ async fn some_worker_pid(pool: &SubprocessPool<Lines>) -> u32 {
 #[tokio::test]
 async fn shutdown_leaves_no_process_no_zombie_and_no_file_descriptor() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let fds_before = open_fds();
+    let fds_before = baseline_fds().await;
     let pool = pool_of(WorkerSpec::new("sh").args(["-c", SH_WORKER]), 4);
     let calls: Vec<_> = (0..4)
         .map(|i| {
@@ -56,7 +56,7 @@ async fn shutdown_leaves_no_process_no_zombie_and_no_file_descriptor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_calls_with_max_requests_100_recycle_workers_cleanly() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let fds_before = open_fds();
+    let fds_before = baseline_fds().await;
     let pool = pool_of(WorkerSpec::new("cat").max_requests(100), 4);
     let tasks: Vec<_> = (0..4)
         .map(|task| {

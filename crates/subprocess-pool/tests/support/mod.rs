@@ -46,6 +46,14 @@ pub(crate) fn open_fds() -> usize {
     fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Open file descriptors once tokio's process machinery is set up (its first child creates
+/// descriptors that live as long as the process), so a later count compares like with like.
+pub(crate) async fn baseline_fds() -> usize {
+    let status = tokio::process::Command::new("true").status().await.unwrap();
+    assert!(status.success());
+    open_fds()
+}
+
 /// Waits (real time, bounded) until `done` holds; panics naming `what` otherwise.
 pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..200 {
