@@ -239,3 +239,31 @@ async fn a_missing_program_a_non_executable_file_and_a_bad_directory_are_named()
     let message = bad_dir.call("x".into()).await.unwrap_err().to_string();
     assert!(message.contains("/no/such/dir"), "{message}");
 }
+
+#[tokio::test]
+async fn length_prefixed_frames_round_trip_through_a_python_worker() {
+    use bytes::Bytes;
+    use subprocess_pool::protocol::LengthPrefixed;
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workers/frame_echo.py");
+    let spec = WorkerSpec::new("python3").args(["-u", script]);
+    let pool = SubprocessPool::builder(spec, LengthPrefixed::with_max_frame(1024))
+        .max_size(1)
+        .build()
+        .unwrap();
+    for frame in [&b"\x00binary\n\xff"[..], b"", b"plain"] {
+        let frame = Bytes::copy_from_slice(frame);
+        assert_eq!(pool.call(frame.clone()).await.unwrap(), frame);
+    }
+    match pool.call(Bytes::from_static(b"huge")).await {
+        Err(CallError::Worker(RunnerError::Protocol(ProtocolError::FrameTooLarge {
+            limit: 1024,
+            ..
+        }))) => {}
+        other => panic!("expected the oversize frame to be refused, got {other:?}"),
+    }
+    assert_eq!(
+        pool.call(Bytes::from_static(b"after")).await.unwrap(),
+        "after"
+    );
+}

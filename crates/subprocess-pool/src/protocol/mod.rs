@@ -3,7 +3,7 @@
 //! A [`Protocol`] names a request type, a response type and a codec: a
 //! [`tokio_util::codec::Encoder`] of requests (written to the worker's stdin) and a
 //! [`tokio_util::codec::Decoder`] of responses (read from its stdout). Ready protocols:
-//! [`Lines`], `LengthPrefixed`, and Bazel's persistent-worker protocols `BazelJson` and
+//! [`Lines`], [`LengthPrefixed`], and Bazel's persistent-worker protocols `BazelJson` and
 //! `BazelProto` over `WorkRequest` / `WorkResponse`.
 
 use std::fmt::Debug;
@@ -11,9 +11,11 @@ use std::fmt::Debug;
 use tokio_util::codec::{Decoder, Encoder};
 
 pub use self::error::ProtocolError;
+pub use self::length_prefixed::{DEFAULT_MAX_FRAME, LengthPrefixed, LengthPrefixedFraming};
 pub use self::lines::{DEFAULT_MAX_LINE, Lines, LinesFraming};
 
 mod error;
+mod length_prefixed;
 mod lines;
 
 /// A wire format for talking to a worker process: one request in, one response out.

@@ -1,0 +1,166 @@
+//! Frames of bytes, each preceded by its length.
+
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use super::{Protocol, ProtocolError};
+
+/// The default largest frame, each way: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Requests and responses are frames of bytes, each preceded by its length as a 32-bit
+/// big-endian integer. An oversize frame is refused on either side, on the way in as soon
+/// as its length header is read (the claimed size is never allocated).
+///
+/// # Example
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use subprocess_pool::Protocol;
+/// use subprocess_pool::protocol::LengthPrefixed;
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = LengthPrefixed::with_max_frame(1024).codec();
+/// let mut wire = BytesMut::new();
+/// codec.encode(Bytes::from_static(b"\x00binary\xff"), &mut wire).unwrap();
+/// assert_eq!(&wire[..4], &[0, 0, 0, 8]);
+/// assert_eq!(codec.decode(&mut wire).unwrap().unwrap(), &b"\x00binary\xff"[..]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LengthPrefixed {
+    max_frame: usize,
+}
+
+impl Default for LengthPrefixed {
+    fn default() -> Self {
+        Self::with_max_frame(DEFAULT_MAX_FRAME)
+    }
+}
+
+impl LengthPrefixed {
+    /// Frames of at most `max_frame` bytes each way (not counting the 4-byte header).
+    pub fn with_max_frame(max_frame: usize) -> Self {
+        Self { max_frame }
+    }
+}
+
+impl Protocol for LengthPrefixed {
+    type Request = Bytes;
+    type Response = Bytes;
+    type Codec = LengthPrefixedFraming;
+
+    fn codec(&self) -> LengthPrefixedFraming {
+        LengthPrefixedFraming {
+            max_frame: self.max_frame,
+            inner: LengthDelimitedCodec::builder()
+                .big_endian()
+                .length_field_length(4)
+                .max_frame_length(self.max_frame)
+                .new_codec(),
+        }
+    }
+}
+
+/// The codec of [`LengthPrefixed`]: tokio-util's `LengthDelimitedCodec` with the limit
+/// reported as a [`ProtocolError::FrameTooLarge`].
+#[derive(Debug)]
+pub struct LengthPrefixedFraming {
+    max_frame: usize,
+    inner: LengthDelimitedCodec,
+}
+
+impl LengthPrefixedFraming {
+    fn too_large(&self, direction: &'static str, size: usize) -> ProtocolError {
+        ProtocolError::FrameTooLarge {
+            direction,
+            size,
+            limit: self.max_frame,
+        }
+    }
+}
+
+impl Encoder<Bytes> for LengthPrefixedFraming {
+    type Error = ProtocolError;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        if frame.len() > self.max_frame {
+            return Err(self.too_large("request", frame.len()));
+        }
+        Ok(self.inner.encode(frame, dst)?)
+    }
+}
+
+impl Decoder for LengthPrefixedFraming {
+    type Item = Bytes;
+    type Error = ProtocolError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
+        let claimed = src
+            .get(..4)
+            .map(|header| u32::from_be_bytes([header[0], header[1], header[2], header[3]]));
+        match self.inner.decode(src) {
+            Ok(frame) => Ok(frame.map(BytesMut::freeze)),
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                let size = claimed.map_or(0, |claimed| claimed as usize);
+                Err(self.too_large("response", size))
+            }
+            Err(error) => Err(ProtocolError::Io(error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec(limit: usize) -> LengthPrefixedFraming {
+        LengthPrefixed::with_max_frame(limit).codec()
+    }
+
+    #[test]
+    fn frames_round_trip_even_a_byte_at_a_time() {
+        let mut sender = codec(64);
+        let mut wire = BytesMut::new();
+        sender
+            .encode(Bytes::from_static(b"one"), &mut wire)
+            .unwrap();
+        sender.encode(Bytes::new(), &mut wire).unwrap();
+        let mut receiver = codec(64);
+        let mut arriving = BytesMut::new();
+        let mut frames = Vec::new();
+        for byte in wire {
+            arriving.extend_from_slice(&[byte]);
+            if let Some(frame) = receiver.decode(&mut arriving).unwrap() {
+                frames.push(frame);
+            }
+        }
+        assert_eq!(frames, [Bytes::from_static(b"one"), Bytes::new()]);
+    }
+
+    #[test]
+    fn an_oversize_request_is_refused_and_nothing_is_written() {
+        let mut wire = BytesMut::new();
+        let error = codec(4)
+            .encode(Bytes::from_static(b"12345"), &mut wire)
+            .unwrap_err();
+        assert!(error.to_string().contains("limit of 4 bytes"), "{error}");
+        assert!(wire.is_empty());
+    }
+
+    #[test]
+    fn an_oversize_response_is_refused_from_its_header_alone() {
+        let mut wire = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        let error = codec(1024).decode(&mut wire).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ProtocolError::FrameTooLarge {
+                    direction: "response",
+                    size: 4_294_967_295,
+                    limit: 1024
+                }
+            ),
+            "{error}"
+        );
+    }
+}
