@@ -4,11 +4,13 @@
 //! process that is already running costs tens of microseconds. [`SubprocessPool`] keeps
 //! worker processes warm, speaks to them over their stdin and stdout with a [`Protocol`],
 //! checks and recycles them, and replaces one that breaks without losing more than the
-//! call it was serving. `CommandPool` runs fresh processes with bounded concurrency,
+//! call it was serving. [`CommandPool`] runs fresh processes with bounded concurrency,
 //! timeouts and capped output.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod command;
+mod command_pool;
 mod error;
 mod launch;
 mod manager;
@@ -19,6 +21,8 @@ mod runner;
 mod spec;
 mod stderr;
 
+pub use command::{CommandError, CommandOutput, CommandSpec, DEFAULT_MAX_OUTPUT};
+pub use command_pool::{CommandPool, CommandPoolBuilder, Slots};
 pub use error::RunnerError;
 pub use launch::SpawnError;
 pub use manager::RunnerManager;
