@@ -3,17 +3,23 @@
 //! A [`Protocol`] names a request type, a response type and a codec: a
 //! [`tokio_util::codec::Encoder`] of requests (written to the worker's stdin) and a
 //! [`tokio_util::codec::Decoder`] of responses (read from its stdout). Ready protocols:
-//! [`Lines`], [`LengthPrefixed`], and Bazel's persistent-worker protocols `BazelJson` and
-//! `BazelProto` over `WorkRequest` / `WorkResponse`.
+//! [`Lines`], [`LengthPrefixed`], and Bazel's persistent-worker protocols [`BazelJson`] and
+//! [`BazelProto`] over [`WorkRequest`] / [`WorkResponse`].
 
 use std::fmt::Debug;
 
 use tokio_util::codec::{Decoder, Encoder};
 
+pub use self::bazel::{Input, WorkRequest, WorkResponse};
+pub use self::bazel_json::{BazelJson, BazelJsonFraming};
+pub use self::bazel_proto::{BazelProto, BazelProtoFraming};
 pub use self::error::ProtocolError;
 pub use self::length_prefixed::{DEFAULT_MAX_FRAME, LengthPrefixed, LengthPrefixedFraming};
 pub use self::lines::{DEFAULT_MAX_LINE, Lines, LinesFraming};
 
+mod bazel;
+mod bazel_json;
+mod bazel_proto;
 mod error;
 mod length_prefixed;
 mod lines;

@@ -1,0 +1,162 @@
+//! Bazel's JSON persistent-worker protocol: one JSON object per line, each way.
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::bazel::{WorkRequest, WorkResponse, check_ids, id_of};
+use super::lines::{DEFAULT_MAX_LINE, Lines, LinesFraming};
+use super::{Protocol, ProtocolError};
+
+/// Bazel's `--experimental_worker_protocol=json`: newline-delimited JSON `WorkRequest`s in,
+/// `WorkResponse`s out (camelCase names, unknown fields tolerated, zero fields optional).
+/// Singleplex: a response must carry its request's `requestId`.
+///
+/// # Example
+///
+/// ```
+/// use bytes::BytesMut;
+/// use subprocess_pool::Protocol;
+/// use subprocess_pool::protocol::{BazelJson, WorkRequest, WorkResponse};
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = BazelJson::default().codec();
+/// let mut wire = BytesMut::new();
+/// let request = WorkRequest { arguments: vec!["a.ts".into()], ..Default::default() };
+/// codec.encode(request, &mut wire).unwrap();
+/// assert_eq!(&wire[..], b"{\"arguments\":[\"a.ts\"]}\n");
+///
+/// let mut answer = BytesMut::from(&b"{\"exitCode\":1,\"output\":\"bad\",\"extra\":true}\n"[..]);
+/// let response: WorkResponse = codec.decode(&mut answer).unwrap().unwrap();
+/// assert_eq!((response.exit_code, response.output.as_str()), (1, "bad"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BazelJson {
+    lines: Lines,
+}
+
+impl Default for BazelJson {
+    fn default() -> Self {
+        Self::with_max_length(DEFAULT_MAX_LINE)
+    }
+}
+
+impl BazelJson {
+    /// Messages of at most `max_length` bytes of JSON each way.
+    pub fn with_max_length(max_length: usize) -> Self {
+        Self {
+            lines: Lines::with_max_length(max_length),
+        }
+    }
+}
+
+impl Protocol for BazelJson {
+    type Request = WorkRequest;
+    type Response = WorkResponse;
+    type Codec = BazelJsonFraming;
+
+    fn codec(&self) -> BazelJsonFraming {
+        BazelJsonFraming {
+            lines: self.lines.codec(),
+        }
+    }
+
+    fn request_id(&self, request: &WorkRequest) -> u64 {
+        id_of(request)
+    }
+
+    fn check_response(
+        &self,
+        request_id: u64,
+        response: &WorkResponse,
+    ) -> Result<(), ProtocolError> {
+        check_ids(request_id, response)
+    }
+}
+
+/// The codec of [`BazelJson`]: JSON over [`Lines`] framing.
+#[derive(Debug)]
+pub struct BazelJsonFraming {
+    lines: LinesFraming,
+}
+
+impl Encoder<WorkRequest> for BazelJsonFraming {
+    type Error = ProtocolError;
+
+    fn encode(&mut self, request: WorkRequest, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        // serde_json escapes control characters, so the JSON is always one line.
+        let json = serde_json::to_string(&request).map_err(|error| {
+            ProtocolError::InvalidRequest(format!("cannot encode as JSON: {error}"))
+        })?;
+        self.lines.encode(json, dst)
+    }
+}
+
+impl Decoder for BazelJsonFraming {
+    type Item = WorkResponse;
+    type Error = ProtocolError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<WorkResponse>, ProtocolError> {
+        let Some(line) = self.lines.decode(src)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&line).map(Some).map_err(|error| {
+            ProtocolError::Malformed(format!("not a JSON WorkResponse ({error}): {line:.200}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_with_camel_case_names_and_zero_fields_omitted() {
+        let mut wire = BytesMut::new();
+        let request = WorkRequest {
+            arguments: vec!["--flag".into(), "line\nbreak".into()],
+            request_id: 0,
+            sandbox_dir: "/sb".into(),
+            ..Default::default()
+        };
+        BazelJson::default()
+            .codec()
+            .encode(request.clone(), &mut wire)
+            .unwrap();
+        let text = std::str::from_utf8(&wire).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(
+            text.contains("\"sandboxDir\":\"/sb\"") && !text.contains("requestId"),
+            "{text}"
+        );
+        let parsed: WorkRequest = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(parsed, request);
+    }
+
+    #[test]
+    fn garbage_is_a_malformed_response() {
+        let mut wire = BytesMut::from(&b"this is not json\n"[..]);
+        let error = BazelJson::default().codec().decode(&mut wire).unwrap_err();
+        assert!(matches!(error, ProtocolError::Malformed(_)), "{error}");
+    }
+
+    #[test]
+    fn a_response_for_another_request_is_a_mismatch() {
+        let response = WorkResponse {
+            request_id: 7,
+            ..Default::default()
+        };
+        let error = BazelJson::default()
+            .check_response(0, &response)
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ProtocolError::Mismatch {
+                    expected: 0,
+                    got: 7
+                }
+            ),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Bazel's default persistent-worker protocol: varint-length-delimited protobuf.
+
+use bytes::{Buf, BytesMut};
+use prost::Message;
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::bazel::{WorkRequest, WorkResponse, check_ids, id_of};
+use super::{Protocol, ProtocolError};
+
+/// The default largest message, each way: 16 MiB.
+const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// Bazel's default worker protocol: each `WorkRequest` / `WorkResponse` is a protobuf
+/// message preceded by its length as a varint. A worker written for Bazel, started with
+/// `--persistent_worker`, works unchanged. Singleplex: a response must carry its request's
+/// `request_id`. Oversize messages are refused as soon as their length is read.
+///
+/// # Example
+///
+/// ```
+/// use bytes::BytesMut;
+/// use prost::Message;
+/// use subprocess_pool::Protocol;
+/// use subprocess_pool::protocol::{BazelProto, WorkRequest, WorkResponse};
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = BazelProto::default().codec();
+/// let mut wire = BytesMut::new();
+/// codec.encode(WorkRequest { arguments: vec!["x".into()], ..Default::default() }, &mut wire).unwrap();
+///
+/// let answer = WorkResponse { output: "done".into(), ..Default::default() };
+/// let mut from_worker = BytesMut::from(&answer.encode_length_delimited_to_vec()[..]);
+/// assert_eq!(codec.decode(&mut from_worker).unwrap(), Some(answer));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BazelProto {
+    max_message: usize,
+}
+
+impl Default for BazelProto {
+    fn default() -> Self {
+        Self::with_max_message(DEFAULT_MAX_MESSAGE)
+    }
+}
+
+impl BazelProto {
+    /// Messages of at most `max_message` bytes each way (not counting the length).
+    pub fn with_max_message(max_message: usize) -> Self {
+        Self { max_message }
+    }
+}
+
+impl Protocol for BazelProto {
+    type Request = WorkRequest;
+    type Response = WorkResponse;
+    type Codec = BazelProtoFraming;
+
+    fn codec(&self) -> BazelProtoFraming {
+        BazelProtoFraming {
+            max_message: self.max_message,
+        }
+    }
+
+    fn request_id(&self, request: &WorkRequest) -> u64 {
+        id_of(request)
+    }
+
+    fn check_response(
+        &self,
+        request_id: u64,
+        response: &WorkResponse,
+    ) -> Result<(), ProtocolError> {
+        check_ids(request_id, response)
+    }
+}
+
+/// The codec of [`BazelProto`].
+#[derive(Debug)]
+pub struct BazelProtoFraming {
+    max_message: usize,
+}
+
+impl Encoder<WorkRequest> for BazelProtoFraming {
+    type Error = ProtocolError;
+
+    fn encode(&mut self, request: WorkRequest, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        let size = request.encoded_len();
+        if size > self.max_message {
+            return Err(ProtocolError::FrameTooLarge {
+                direction: "request",
+                size,
+                limit: self.max_message,
+            });
+        }
+        request
+            .encode_length_delimited(dst)
+            .map_err(|error| ProtocolError::InvalidRequest(error.to_string()))
+    }
+}
+
+impl Decoder for BazelProtoFraming {
+    type Item = WorkResponse;
+    type Error = ProtocolError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<WorkResponse>, ProtocolError> {
+        // A varint is at most 10 bytes; until one is complete, wait for more.
+        let header_end = src.iter().take(10).position(|&byte| byte & 0x80 == 0);
+        let Some(header_end) = header_end else {
+            if src.len() >= 10 {
+                return Err(ProtocolError::Malformed("invalid length varint".into()));
+            }
+            return Ok(None);
+        };
+        let length = prost::decode_length_delimiter(&src[..=header_end])
+            .map_err(|error| ProtocolError::Malformed(format!("invalid length: {error}")))?;
+        if length > self.max_message {
+            return Err(ProtocolError::FrameTooLarge {
+                direction: "response",
+                size: length,
+                limit: self.max_message,
+            });
+        }
+        let frame_end = header_end + 1 + length;
+        if src.len() < frame_end {
+            src.reserve(frame_end - src.len());
+            return Ok(None);
+        }
+        src.advance(header_end + 1);
+        let body = src.split_to(length);
+        WorkResponse::decode(body).map(Some).map_err(|error| {
+            ProtocolError::Malformed(format!("not a protobuf WorkResponse: {error}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_arriving_a_byte_at_a_time_is_decoded_once_whole() {
+        let answer = WorkResponse {
+            exit_code: 1,
+            output: "x".repeat(300),
+            request_id: 0,
+            was_cancelled: false,
+        };
+        let wire = answer.encode_length_delimited_to_vec();
+        let mut codec = BazelProto::default().codec();
+        let mut arriving = BytesMut::new();
+        let mut decoded = None;
+        for byte in wire {
+            assert!(decoded.is_none());
+            arriving.extend_from_slice(&[byte]);
+            decoded = codec.decode(&mut arriving).unwrap();
+        }
+        assert_eq!(decoded, Some(answer));
+    }
+
+    #[test]
+    fn an_oversize_response_is_refused_from_its_length() {
+        let mut wire = BytesMut::new();
+        prost::encoding::encode_varint(1 << 30, &mut wire);
+        let error = BazelProto::with_max_message(1024)
+            .codec()
+            .decode(&mut wire)
+            .unwrap_err();
+        assert!(
+            matches!(error, ProtocolError::FrameTooLarge { limit: 1024, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_malformed_response() {
+        let mut wire = BytesMut::from(&[3u8, 0xff, 0xff, 0xff][..]);
+        let error = BazelProto::default().codec().decode(&mut wire).unwrap_err();
+        assert!(matches!(error, ProtocolError::Malformed(_)), "{error}");
+    }
+}
