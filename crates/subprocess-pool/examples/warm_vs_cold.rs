@@ -6,7 +6,7 @@
 //! wall time per round trip swings with vCPU wake-up latency).
 //!
 //! The interpreter is resolved once (`python3` on PATH may be a slow shim) and named in the
-//! output. Arguments: `[jobs]` (default 200). For steady pipe numbers on a VM, pin the run to
+//! output. Arguments: `[jobs]` (default 50). For steady pipe numbers on a VM, pin the run to
 //! one CPU (`taskset -c 0 target/release/examples/warm_vs_cold`): otherwise each round trip's
 //! cost depends on which vCPU the worker wakes on, and swings several-fold between runs.
 
@@ -143,7 +143,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let jobs: usize = std::env::args()
         .nth(1)
         .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(50);
     let python = python().await?;
     println!("interpreter: {}", python.display());
 
