@@ -1,6 +1,5 @@
 //! One-shot commands: what to run, and what came out.
 
-use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -46,43 +45,7 @@ impl CommandSpec {
         }
     }
 
-    /// Adds one argument.
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.launch.arg(arg);
-        self
-    }
-
-    /// Adds arguments.
-    pub fn args(mut self, args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Self {
-        for arg in args {
-            self.launch.arg(arg);
-        }
-        self
-    }
-
-    /// Sets an environment variable.
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.launch.env(key, value);
-        self
-    }
-
-    /// Removes an environment variable.
-    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
-        self.launch.env_remove(key);
-        self
-    }
-
-    /// Starts from an empty environment.
-    pub fn env_clear(mut self) -> Self {
-        self.launch.env_clear = true;
-        self
-    }
-
-    /// The working directory.
-    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.launch.current_dir = Some(dir.into());
-        self
-    }
+    crate::launch::launch_setters!();
 
     /// Bytes written to the command's stdin, which is then closed (without this, stdin is
     /// closed at once).

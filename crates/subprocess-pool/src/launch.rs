@@ -7,6 +7,55 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+/// The builder methods every spec wrapping a `launch: Launch` field shares: arguments,
+/// environment and working directory.
+macro_rules! launch_setters {
+    () => {
+        /// Adds one argument.
+        pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+            self.launch.arg(arg);
+            self
+        }
+
+        /// Adds arguments.
+        pub fn args(mut self, args: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>) -> Self {
+            for arg in args {
+                self.launch.arg(arg);
+            }
+            self
+        }
+
+        /// Sets an environment variable.
+        pub fn env(
+            mut self,
+            key: impl AsRef<std::ffi::OsStr>,
+            value: impl AsRef<std::ffi::OsStr>,
+        ) -> Self {
+            self.launch.env(key, value);
+            self
+        }
+
+        /// Removes an environment variable.
+        pub fn env_remove(mut self, key: impl AsRef<std::ffi::OsStr>) -> Self {
+            self.launch.env_remove(key);
+            self
+        }
+
+        /// Starts from an empty environment: the process sees only what is set with `env`.
+        pub fn env_clear(mut self) -> Self {
+            self.launch.env_clear = true;
+            self
+        }
+
+        /// The working directory.
+        pub fn current_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+            self.launch.current_dir = Some(dir.into());
+            self
+        }
+    };
+}
+pub(crate) use launch_setters;
+
 /// The program and its surroundings.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch {

@@ -1,6 +1,5 @@
 //! How to start a worker and how long to keep it.
 
-use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,44 +54,7 @@ impl WorkerSpec {
         }
     }
 
-    /// Adds one argument.
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.launch.arg(arg);
-        self
-    }
-
-    /// Adds arguments.
-    pub fn args(mut self, args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Self {
-        for arg in args {
-            self.launch.arg(arg);
-        }
-        self
-    }
-
-    /// Sets an environment variable.
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.launch.env(key, value);
-        self
-    }
-
-    /// Removes an environment variable.
-    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
-        self.launch.env_remove(key);
-        self
-    }
-
-    /// Starts from an empty environment: the worker sees only what is set with
-    /// [`env`](WorkerSpec::env).
-    pub fn env_clear(mut self) -> Self {
-        self.launch.env_clear = true;
-        self
-    }
-
-    /// The worker's working directory.
-    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.launch.current_dir = Some(dir.into());
-        self
-    }
+    crate::launch::launch_setters!();
 
     /// The worker is ready once it prints this line on stdout (default: ready once
     /// spawned). Lines before it are skipped.

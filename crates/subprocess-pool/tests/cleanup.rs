@@ -6,22 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use subprocess_pool::protocol::Lines;
-use subprocess_pool::{SubprocessPool, WorkerSpec};
-use support::{SH_WORKER, baseline_fds, eventually, group_members, open_fds, zombie_children};
+use subprocess_pool::WorkerSpec;
+use support::{
+    SH_WORKER, baseline_fds, eventually, group_members, open_fds, pool_of, some_worker_pid,
+    zombie_children,
+};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn pool_of(spec: WorkerSpec, max_size: usize) -> SubprocessPool<Lines> {
-    SubprocessPool::builder(spec, Lines::default())
-        .max_size(max_size)
-        .build()
-        .unwrap()
-}
-
-async fn some_worker_pid(pool: &SubprocessPool<Lines>) -> u32 {
-    pool.pool().get().await.unwrap().pid()
-}
 
 #[tokio::test]
 async fn shutdown_leaves_no_process_no_zombie_and_no_file_descriptor() {

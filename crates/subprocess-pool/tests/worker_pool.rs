@@ -8,22 +8,10 @@ use std::time::Duration;
 use pool_core::PoolError;
 use subprocess_pool::protocol::Lines;
 use subprocess_pool::{CallError, ProtocolError, RunnerError, SubprocessPool, WorkerSpec};
-use support::{SH_WORKER, eventually, group_members};
+use support::{SH_WORKER, eventually, group_members, pool_of, some_worker_pid};
 
 fn sh_worker() -> WorkerSpec {
     WorkerSpec::new("sh").args(["-c", SH_WORKER])
-}
-
-fn pool_of(spec: WorkerSpec, max_size: usize) -> SubprocessPool<Lines> {
-    SubprocessPool::builder(spec, Lines::default())
-        .max_size(max_size)
-        .build()
-        .unwrap()
-}
-
-/// The pid of an idle worker (checked out and returned).
-async fn some_worker_pid(pool: &SubprocessPool<Lines>) -> u32 {
-    pool.pool().get().await.unwrap().pid()
 }
 
 fn worker_error(result: Result<String, CallError>) -> RunnerError {

@@ -3,6 +3,22 @@
 
 use std::fs;
 
+use subprocess_pool::protocol::Lines;
+use subprocess_pool::{SubprocessPool, WorkerSpec};
+
+/// A pool of up to `max_size` workers started from `spec`, speaking lines.
+pub(crate) fn pool_of(spec: WorkerSpec, max_size: usize) -> SubprocessPool<Lines> {
+    SubprocessPool::builder(spec, Lines::default())
+        .max_size(max_size)
+        .build()
+        .unwrap()
+}
+
+/// The pid (and process group) of a worker of `pool`, checked out and returned.
+pub(crate) async fn some_worker_pid(pool: &SubprocessPool<Lines>) -> u32 {
+    pool.pool().get().await.unwrap().pid()
+}
+
 /// Fields of /proc/<pid>/stat: (pid, state, ppid, pgrp).
 fn stat(pid: &str) -> Option<(u32, char, u32, u32)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
