@@ -8,19 +8,44 @@ use crate::runner::Runner;
 use crate::spec::WorkerSpec;
 
 /// The [`pool_core::Manager`] of [`Runner`]s: create spawns a worker and waits until it is
-/// ready; recycle and health check make sure it is alive and within its request and age
-/// limits; a runner poisoned by a failed call, or spent, is broken; destroy closes its
-/// stdin, waits `kill_grace`, then kills and reaps its process group.
-#[derive(Debug, Clone)]
-pub struct RunnerManager<P> {
+/// ready; recycle makes sure it is alive and within its request and age limits; the health
+/// check does too and, when a ping is set, sends it and expects an answer; a runner
+/// poisoned by a failed call, or spent, is broken; destroy closes its stdin, waits
+/// `kill_grace`, then kills and reaps its process group.
+pub struct RunnerManager<P: Protocol> {
     spec: WorkerSpec,
     protocol: P,
+    /// Makes a ping request for health checks.
+    ping: Option<Box<dyn Fn() -> P::Request + Send + Sync>>,
+}
+
+impl<P: Protocol> std::fmt::Debug for RunnerManager<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerManager")
+            .field("spec", &self.spec)
+            .field("ping", &self.ping.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<P: Protocol> RunnerManager<P> {
     /// A manager starting workers as `spec` says, speaking `protocol`.
     pub fn new(spec: WorkerSpec, protocol: P) -> Self {
-        Self { spec, protocol }
+        Self {
+            spec,
+            protocol,
+            ping: None,
+        }
+    }
+
+    /// Health checks also send `request` and require an answer (any answer: the worker
+    /// proved it reads and writes its pipes). A failed ping retires the worker.
+    pub fn with_ping(mut self, request: P::Request) -> Self
+    where
+        P::Request: Clone + Sync,
+    {
+        self.ping = Some(Box::new(move || request.clone()));
+        self
     }
 
     /// The spec workers are started from.
@@ -46,7 +71,11 @@ impl<P: Protocol> Manager for RunnerManager<P> {
         runner: &mut Runner<P>,
         _: &ObjectMeta,
     ) -> Result<(), RunnerError> {
-        check(runner)
+        check(runner)?;
+        if let Some(ping) = &self.ping {
+            runner.call(ping()).await?;
+        }
+        Ok(())
     }
 
     fn is_broken(&self, runner: &Runner<P>) -> bool {

@@ -4,8 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use pool_core::{
-    BuildError, Metrics, Pool, PoolBuilder, PoolConfig, PoolError, QueueMode, ShutdownReport,
-    Status,
+    BuildError, Metrics, Pool, PoolConfig, PoolError, QueueMode, ShutdownReport, Status,
 };
 
 use crate::error::RunnerError;
@@ -67,7 +66,8 @@ impl<P: Protocol> SubprocessPool<P> {
     /// Starts configuring a pool of workers started from `spec`, speaking `protocol`.
     pub fn builder(spec: WorkerSpec, protocol: P) -> SubprocessPoolBuilder<P> {
         SubprocessPoolBuilder {
-            inner: Pool::builder(RunnerManager::new(spec, protocol)),
+            manager: RunnerManager::new(spec, protocol),
+            config: PoolConfig::default(),
         }
     }
 
@@ -111,90 +111,110 @@ impl<P: Protocol> SubprocessPool<P> {
     }
 }
 
-/// Configures a [`SubprocessPool`]: every [`pool_core::PoolBuilder`] setting, then
+/// Configures a [`SubprocessPool`]: every [`pool_core::PoolConfig`] setting, then
 /// [`build`](SubprocessPoolBuilder::build).
 pub struct SubprocessPoolBuilder<P: Protocol> {
-    inner: PoolBuilder<RunnerManager<P>>,
+    manager: RunnerManager<P>,
+    config: PoolConfig,
 }
 
-/// Forwards a setter to the inner pool builder.
-macro_rules! forward {
+/// Generates a setter of a `PoolConfig` field: plain, or wrapped in `Some`.
+macro_rules! setting {
+    ($(#[$doc:meta])* $name:ident: Some($ty:ty)) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.config.$name = Some(value);
+            self
+        }
+    };
     ($(#[$doc:meta])* $name:ident: $ty:ty) => {
         $(#[$doc])*
-        pub fn $name(self, value: $ty) -> Self {
-            Self {
-                inner: self.inner.$name(value),
-            }
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.config.$name = value;
+            self
         }
     };
 }
 
 impl<P: Protocol> SubprocessPoolBuilder<P> {
-    forward!(
+    setting!(
         /// The most workers at once.
         max_size: usize
     );
-    forward!(
+    setting!(
         /// Workers kept started and idle.
         min_idle: usize
     );
-    forward!(
+    setting!(
         /// The most callers waiting at once.
-        max_waiting: usize
+        max_waiting: Some(usize)
     );
-    forward!(
+    setting!(
         /// One deadline for getting a worker (waiting, starting, checking).
-        wait_timeout: Duration
+        wait_timeout: Some(Duration)
     );
-    forward!(
+    setting!(
         /// Bounds starting a worker.
-        create_timeout: Duration
+        create_timeout: Some(Duration)
     );
-    forward!(
+    setting!(
         /// Bounds checking a worker before a call.
-        recycle_timeout: Duration
+        recycle_timeout: Some(Duration)
     );
-    forward!(
+    setting!(
         /// Idle workers unused for longer are stopped, keeping `min_idle`.
-        idle_timeout: Duration
+        idle_timeout: Some(Duration)
     );
-    forward!(
+    setting!(
         /// The longest a worker lives (jittered per worker).
-        max_lifetime: Duration
+        max_lifetime: Some(Duration)
     );
-    forward!(
+    setting!(
         /// The most calls a worker serves (prefer [`WorkerSpec::max_requests`]).
-        max_uses: usize
+        max_uses: Some(usize)
     );
-    forward!(
+    setting!(
         /// Idle workers older than this are health-checked before a call.
-        health_check_after: Duration
+        health_check_after: Some(Duration)
     );
-    forward!(
+    setting!(
         /// How often idle workers are health-checked in the background.
-        health_check_interval: Duration
+        health_check_interval: Some(Duration)
     );
-    forward!(
+    setting!(
         /// The most workers starting at once.
         max_concurrent_creates: usize
     );
-    forward!(
+    setting!(
         /// Report a worker held longer than this.
-        leak_threshold: Duration
+        leak_threshold: Some(Duration)
     );
-    forward!(
+    setting!(
         /// Which idle worker serves next.
         queue_mode: QueueMode
     );
-    forward!(
-        /// Every pool setting at once.
-        config: PoolConfig
-    );
 
-    /// Builds the pool (no worker starts until needed, or for `min_idle`).
+    /// Every pool setting at once.
+    pub fn config(mut self, config: PoolConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Health checks (see `health_check_after` and `health_check_interval`) also send
+    /// `request` to the worker and require an answer.
+    pub fn ping(mut self, request: P::Request) -> Self
+    where
+        P::Request: Clone + Sync,
+    {
+        self.manager = self.manager.with_ping(request);
+        self
+    }
+
+    /// Builds the pool (no worker starts until needed, or for `min_idle`); refuses a bad
+    /// setting naming it, as [`pool_core::PoolBuilder::build`] does.
     pub fn build(self) -> Result<SubprocessPool<P>, BuildError> {
         Ok(SubprocessPool {
-            pool: self.inner.build()?,
+            pool: Pool::builder(self.manager).config(self.config).build()?,
         })
     }
 }

@@ -255,3 +255,27 @@ async fn length_prefixed_frames_round_trip_through_a_python_worker() {
         "after"
     );
 }
+
+#[tokio::test]
+async fn a_health_check_ping_retires_a_stuck_worker_before_a_caller_uses_it() {
+    // Answers its first line only, then reads without answering: alive but stuck.
+    let script = "IFS= read -r l; echo \"$l\"; while read l; do :; done";
+    let spec = WorkerSpec::new("sh")
+        .args(["-c", script])
+        .request_timeout(Duration::from_millis(300));
+    let pool = SubprocessPool::builder(spec, Lines::default())
+        .max_size(1)
+        .health_check_after(Duration::ZERO)
+        .ping("ping".to_string())
+        .build()
+        .unwrap();
+    assert_eq!(pool.call("first".into()).await.unwrap(), "first"); // fresh: no check
+    // The ping finds the worker stuck; a fresh one serves the caller instead.
+    assert_eq!(pool.call("second".into()).await.unwrap(), "second");
+    let metrics = pool.metrics();
+    assert_eq!(
+        (metrics.health_check_failures, metrics.created),
+        (1, 2),
+        "{metrics:?}"
+    );
+}
