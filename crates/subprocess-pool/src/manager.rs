@@ -8,7 +8,8 @@ use crate::runner::Runner;
 use crate::spec::WorkerSpec;
 
 /// The [`pool_core::Manager`] of [`Runner`]s: create spawns a worker and waits until it is
-/// ready; recycle makes sure it is alive and within its request and age limits; the health
+/// ready; recycle makes sure it is alive (trusting one that answered within the last
+/// 250 ms, to spare a system call per call) and within its request and age limits; the health
 /// check does too and, when a ping is set, sends it and expects an answer; a runner
 /// poisoned by a failed call, or spent, is broken; destroy closes its stdin, waits
 /// `kill_grace`, then kills and reaps its process group.
@@ -63,7 +64,7 @@ impl<P: Protocol> Manager for RunnerManager<P> {
     }
 
     async fn recycle(&self, runner: &mut Runner<P>, _: &ObjectMeta) -> Result<(), RunnerError> {
-        check(runner)
+        check(runner, Runner::is_probably_alive)
     }
 
     async fn health_check(
@@ -71,7 +72,7 @@ impl<P: Protocol> Manager for RunnerManager<P> {
         runner: &mut Runner<P>,
         _: &ObjectMeta,
     ) -> Result<(), RunnerError> {
-        check(runner)?;
+        check(runner, Runner::is_alive)?;
         if let Some(ping) = &self.ping {
             runner.call(ping()).await?;
         }
@@ -87,11 +88,14 @@ impl<P: Protocol> Manager for RunnerManager<P> {
     }
 }
 
-/// Alive, unpoisoned and within its limits.
-fn check<P: Protocol>(runner: &mut Runner<P>) -> Result<(), RunnerError> {
+/// Alive (as `alive` judges), unpoisoned and within its limits.
+fn check<P: Protocol>(
+    runner: &mut Runner<P>,
+    alive: fn(&mut Runner<P>) -> bool,
+) -> Result<(), RunnerError> {
     if runner.is_poisoned() {
         Err(RunnerError::Poisoned)
-    } else if !runner.is_alive() {
+    } else if !alive(runner) {
         Err(RunnerError::Startup {
             reason: "the idle worker has exited".into(),
             stderr: String::new(),
