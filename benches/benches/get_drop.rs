@@ -9,56 +9,16 @@
 //!
 //! Run: `cargo bench -p benches --bench get_drop`. Times are per get+drop.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use benches::{Bb8, Deadpool, Ours};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::Semaphore;
 
 const POOL_SIZE: usize = 8;
 const TASKS: usize = 64;
-
-struct Ours;
-impl pool_core::Manager for Ours {
-    type Object = u64;
-    type Error = Infallible;
-    async fn create(&self) -> Result<u64, Infallible> {
-        Ok(0)
-    }
-}
-
-struct Deadpool;
-impl deadpool::managed::Manager for Deadpool {
-    type Type = u64;
-    type Error = Infallible;
-    async fn create(&self) -> Result<u64, Infallible> {
-        Ok(0)
-    }
-    async fn recycle(
-        &self,
-        _: &mut u64,
-        _: &deadpool::managed::Metrics,
-    ) -> deadpool::managed::RecycleResult<Infallible> {
-        Ok(())
-    }
-}
-
-struct Bb8;
-impl bb8::ManageConnection for Bb8 {
-    type Connection = u64;
-    type Error = Infallible;
-    async fn connect(&self) -> Result<u64, Infallible> {
-        Ok(0)
-    }
-    async fn is_valid(&self, _: &mut u64) -> Result<(), Infallible> {
-        Ok(())
-    }
-    fn has_broken(&self, _: &mut u64) -> bool {
-        false
-    }
-}
 
 /// The floor: a tokio semaphore guarding a mutex-protected Vec, with no features at all.
 #[derive(Clone)]

@@ -6,31 +6,22 @@
 //! It also prints the fastest of 50 batches of N/50 rounds in ns per round: on a noisy
 //! machine the minimum is the steadiest timing.
 
-use std::convert::Infallible;
+use benches::{Deadpool, Ours};
 
-struct Ours;
-impl pool_core::Manager for Ours {
-    type Object = u64;
-    type Error = Infallible;
-    async fn create(&self) -> Result<u64, Infallible> {
-        Ok(0)
-    }
-}
-
-struct Deadpool;
-impl deadpool::managed::Manager for Deadpool {
-    type Type = u64;
-    type Error = Infallible;
-    async fn create(&self) -> Result<u64, Infallible> {
-        Ok(0)
-    }
-    async fn recycle(
-        &self,
-        _: &mut u64,
-        _: &deadpool::managed::Metrics,
-    ) -> deadpool::managed::RecycleResult<Infallible> {
-        Ok(())
-    }
+/// Runs `rounds` get+drop in 50 batches and prints the fastest batch's time per round.
+macro_rules! time_fastest_batch {
+    ($which:expr, $rounds:expr, $pool:expr) => {{
+        let pool = $pool;
+        let mut best = f64::MAX;
+        for _ in 0..50 {
+            let start = std::time::Instant::now();
+            for _ in 0..$rounds / 50 {
+                drop(std::hint::black_box(pool.get().await.unwrap()));
+            }
+            best = best.min(start.elapsed().as_nanos() as f64 / ($rounds / 50) as f64);
+        }
+        println!("{}: {best:.1} ns per get+drop (fastest batch)", $which);
+    }};
 }
 
 fn main() {
@@ -43,34 +34,19 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         match which.as_str() {
-            "pool-core" => {
-                let pool = pool_core::Pool::builder(Ours).max_size(8).build().unwrap();
-                let mut best = f64::MAX;
-                for _ in 0..50 {
-                    let start = std::time::Instant::now();
-                    for _ in 0..rounds / 50 {
-                        drop(std::hint::black_box(pool.get().await.unwrap()));
-                    }
-                    best = best.min(start.elapsed().as_nanos() as f64 / (rounds / 50) as f64);
-                }
-                println!("{which}: {best:.1} ns per get+drop (fastest batch)");
-            }
-            "deadpool" => {
-                let pool: deadpool::managed::Pool<Deadpool> =
-                    deadpool::managed::Pool::builder(Deadpool)
-                        .max_size(8)
-                        .build()
-                        .unwrap();
-                let mut best = f64::MAX;
-                for _ in 0..50 {
-                    let start = std::time::Instant::now();
-                    for _ in 0..rounds / 50 {
-                        drop(std::hint::black_box(pool.get().await.unwrap()));
-                    }
-                    best = best.min(start.elapsed().as_nanos() as f64 / (rounds / 50) as f64);
-                }
-                println!("{which}: {best:.1} ns per get+drop (fastest batch)");
-            }
+            "pool-core" => time_fastest_batch!(
+                which,
+                rounds,
+                pool_core::Pool::builder(Ours).max_size(8).build().unwrap()
+            ),
+            "deadpool" => time_fastest_batch!(
+                which,
+                rounds,
+                deadpool::managed::Pool::<Deadpool>::builder(Deadpool)
+                    .max_size(8)
+                    .build()
+                    .unwrap()
+            ),
             other => panic!("unknown pool {other:?}: use pool-core or deadpool"),
         }
     });
