@@ -54,16 +54,27 @@ impl tracing::Subscriber for Capture {
     fn exit(&self, _: &span::Id) {}
 }
 
-#[tokio::test(start_paused = true)]
-async fn leak_report_names_the_file_and_line_of_the_get() {
+/// Captures this thread's events until the guard drops.
+fn capture_events() -> (Capture, tracing::subscriber::DefaultGuard) {
     let capture = Capture::default();
-    let _subscriber = tracing::subscriber::set_default(capture.clone());
+    let guard = tracing::subscriber::set_default(capture.clone());
+    (capture, guard)
+}
+
+/// A pool reporting objects held for 10 s or more.
+fn watched_pool() -> support::TestPool {
     let (builder, _probe) = support::builder();
-    let pool = builder
+    builder
         .max_size(2)
         .leak_threshold(Duration::from_secs(10))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn leak_report_names_the_file_and_line_of_the_get() {
+    let (capture, _subscriber) = capture_events();
+    let pool = watched_pool();
     let line = line!() + 1;
     let leaked = pool.get().await.unwrap();
     let here = format!("{}:{line}", file!());
@@ -103,14 +114,8 @@ async fn leak_report_names_the_file_and_line_of_the_get() {
 
 #[tokio::test(start_paused = true)]
 async fn objects_returned_in_time_are_never_reported() {
-    let capture = Capture::default();
-    let _subscriber = tracing::subscriber::set_default(capture.clone());
-    let (builder, _probe) = support::builder();
-    let pool = builder
-        .max_size(2)
-        .leak_threshold(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (capture, _subscriber) = capture_events();
+    let pool = watched_pool();
     for _ in 0..5 {
         let object = pool.get().await.unwrap();
         tokio::time::advance(Duration::from_secs(5)).await;
@@ -124,14 +129,8 @@ async fn objects_returned_in_time_are_never_reported() {
 
 #[tokio::test(start_paused = true)]
 async fn a_taken_object_is_no_longer_watched() {
-    let capture = Capture::default();
-    let _subscriber = tracing::subscriber::set_default(capture.clone());
-    let (builder, _probe) = support::builder();
-    let pool = builder
-        .max_size(2)
-        .leak_threshold(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (capture, _subscriber) = capture_events();
+    let pool = watched_pool();
     let mine = pool_core::Object::take(pool.get().await.unwrap());
     tokio::time::advance(Duration::from_secs(60)).await;
     settle().await;

@@ -371,16 +371,24 @@ async fn build_filled_refuses_a_bad_configuration() {
     assert!(matches!(error, FillError::Build(ref e) if e.field() == "max_size"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_refilled_object_goes_to_a_waiter_instead_of_a_second_create() {
+/// `min_idle(1)` with one create at a time, each taking `create_time`.
+fn one_idle_one_create_at_a_time(
+    create_time: Duration,
+) -> (support::TestPool, std::sync::Arc<support::Probe>) {
     let (builder, probe) = builder();
-    probe.set_delay(Hook::Create, SECOND / 10);
+    probe.set_delay(Hook::Create, create_time);
     let pool = builder
         .max_size(4)
         .min_idle(1)
         .max_concurrent_creates(1)
         .build()
         .unwrap();
+    (pool, probe)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refilled_object_goes_to_a_waiter_instead_of_a_second_create() {
+    let (pool, _probe) = one_idle_one_create_at_a_time(SECOND / 10);
     settle().await;
     assert_eq!(pool.status().creating, 1, "the refill is under way");
     let start = tokio::time::Instant::now();
@@ -396,14 +404,7 @@ async fn a_refilled_object_goes_to_a_waiter_instead_of_a_second_create() {
 
 #[tokio::test(start_paused = true)]
 async fn min_idle_is_restored_once_a_callers_create_frees_the_create_permit() {
-    let (builder, probe) = builder();
-    probe.set_delay(Hook::Create, SECOND / 100);
-    let pool = builder
-        .max_size(4)
-        .min_idle(1)
-        .max_concurrent_creates(1)
-        .build()
-        .unwrap();
+    let (pool, _probe) = one_idle_one_create_at_a_time(SECOND / 100);
     let held = pool.get().await.unwrap(); // took the only create permit first
     settle().await; // maintenance, woken when the permit came free, starts a refill
     pass(SECOND).await;
