@@ -40,7 +40,7 @@ async fn lines_round_trip_through_a_warm_cat() {
 
 #[tokio::test]
 async fn a_timed_out_call_kills_the_worker_group_and_the_next_call_succeeds() {
-    let pool = pool_of(sh_worker().request_timeout(Duration::from_millis(300)), 1);
+    let pool = pool_of(sh_worker().request_timeout(Duration::from_secs(1)), 1);
     let pid = some_worker_pid(&pool).await;
     let error = worker_error(pool.call("sleep".into()).await);
     assert!(matches!(error, RunnerError::Timeout { .. }), "{error}");
@@ -192,7 +192,7 @@ async fn a_write_to_a_dead_worker_is_worker_exited_not_a_panic() {
         1,
     );
     let worker = pool.pool().get().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await; // it has exited by now
+    tokio::time::sleep(Duration::from_secs(1)).await; // it has exited by now
     drop(worker);
     let error = match pool.call("anyone there?".into()).await {
         Err(CallError::Worker(error)) => error,
@@ -262,7 +262,7 @@ async fn a_health_check_ping_retires_a_stuck_worker_before_a_caller_uses_it() {
     let script = "IFS= read -r l; echo \"$l\"; while read l; do :; done";
     let spec = WorkerSpec::new("sh")
         .args(["-c", script])
-        .request_timeout(Duration::from_millis(300));
+        .request_timeout(Duration::from_secs(1));
     let pool = SubprocessPool::builder(spec, Lines::default())
         .max_size(1)
         .health_check_after(Duration::ZERO)

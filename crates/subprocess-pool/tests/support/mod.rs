@@ -70,15 +70,16 @@ pub(crate) async fn baseline_fds() -> usize {
     open_fds()
 }
 
-/// Waits (real time, bounded) until `done` holds; panics naming `what` otherwise.
+/// Waits (real time, up to 5 s, generous for a loaded CI machine) until `done` holds;
+/// panics naming `what` otherwise.
 pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..200 {
+    for _ in 0..500 {
         if done() {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("gave up after 2 s waiting for {what}");
+    panic!("gave up after 5 s waiting for {what}");
 }
 
 /// A `sh` worker speaking lines: echoes each line, except commands:
