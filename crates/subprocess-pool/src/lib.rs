@@ -10,7 +10,6 @@
 #![forbid(unsafe_code)]
 
 mod command;
-mod command_pool;
 mod error;
 mod launch;
 mod manager;
@@ -21,8 +20,9 @@ mod runner;
 mod spec;
 mod stderr;
 
-pub use command::{CommandError, CommandOutput, CommandSpec, DEFAULT_MAX_OUTPUT};
-pub use command_pool::{CommandPool, CommandPoolBuilder, Slots};
+pub use command::{
+    CommandError, CommandOutput, CommandPool, CommandPoolBuilder, CommandSpec, DEFAULT_MAX_OUTPUT,
+};
 pub use error::RunnerError;
 pub use launch::SpawnError;
 pub use manager::RunnerManager;
