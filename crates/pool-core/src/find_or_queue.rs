@@ -57,7 +57,7 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
                 }
                 return Poll::Ready(Ok(Found::Idle(entry)));
             }
-            if state.try_reserve_create() {
+            if state.try_reserve_create(self.mode != Mode::Try) {
                 return Poll::Ready(Ok(Found::CreateSlot));
             }
             let queue_full = shared

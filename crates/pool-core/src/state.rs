@@ -143,9 +143,11 @@ impl<T, E> State<T, E> {
     }
 
     /// Reserves a slot for a caller who found nothing idle, if there is room, a create may
-    /// start, and the `min_idle` refills in flight will not already serve every waiter.
-    pub(crate) fn try_reserve_create(&mut self) -> bool {
-        let refills_cover_demand = self.refilling > self.waiters.len();
+    /// start, and (for a caller that may wait) the `min_idle` refills in flight will not
+    /// already serve every waiter. A caller that cannot wait (`try_get`) is not served by a
+    /// refill, so refills never keep it from creating.
+    pub(crate) fn try_reserve_create(&mut self, may_wait: bool) -> bool {
+        let refills_cover_demand = may_wait && self.refilling > self.waiters.len();
         if self.has_room() && self.can_start_create() && !refills_cover_demand {
             self.size += 1;
             self.start_create();

@@ -101,6 +101,11 @@ async fn a_thousand_tasks_with_faults_and_cancellations_leak_nothing() {
     probe.fail_next_n(Hook::Create, Fault::Fail, 10);
     probe.fail_next_n(Hook::Recycle, Fault::Fail, 50);
     probe.set_delay(Hook::Recycle, Duration::from_micros(100)); // a window to cancel in
+    // A panicking hook unwinds into the `get` it ran for: at most one task per injected panic
+    // ends in a panic (fewer when a cancelled `get` dropped the hook before it ran).
+    const PANICS: usize = 10;
+    probe.fail_next_n(Hook::Create, Fault::Panic, PANICS / 2);
+    probe.fail_next_n(Hook::Recycle, Fault::Panic, PANICS / 2);
     let holders = Arc::new(Holders::default());
     let taken = Arc::new(Mutex::new(Vec::new()));
     let tasks: Vec<_> = (0..TASKS)
@@ -109,9 +114,25 @@ async fn a_thousand_tasks_with_faults_and_cancellations_leak_nothing() {
             tokio::spawn(task)
         })
         .collect();
+    let mut panicked = 0;
     for task in tasks {
-        task.await.unwrap();
+        match task.await {
+            Ok(()) => {}
+            Err(error) if error.is_panic() => {
+                let message = error.into_panic();
+                let message = message
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| message.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or_default()
+                    .to_owned();
+                assert!(message.contains("on purpose"), "a task panicked: {message}");
+                panicked += 1;
+            }
+            Err(error) => panic!("{error}"),
+        }
     }
+    assert!(panicked <= PANICS, "{panicked} tasks panicked");
     let status = pool.status();
     assert!(status.size <= MAX_SIZE, "{status:?}");
     assert_eq!((status.in_use, status.creating, status.waiting), (0, 0, 0));
