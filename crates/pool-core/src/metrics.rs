@@ -28,6 +28,7 @@ use std::time::Duration;
 /// assert_eq!((metrics.created, metrics.recycled), (1, 1));
 /// # }
 /// ```
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Metrics {
     /// Objects created.
@@ -50,6 +51,7 @@ pub struct Metrics {
     /// Times a caller queued for an object (a `get` whose create failed may queue again).
     pub waits: u64,
     /// Total time callers spent queued.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration::exact"))]
     pub wait_time: Duration,
     /// Objects reported as held past `leak_threshold`.
     pub leaks: u64,
@@ -58,6 +60,7 @@ pub struct Metrics {
 }
 
 /// Destroyed objects by the reason they were destroyed.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct DestroyedBy {
     /// [`Manager::is_broken`](crate::Manager::is_broken) said so (or panicked), or the

@@ -27,3 +27,24 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         ))
     })
 }
+
+/// A required duration, in the same syntax (`Metrics::wait_time`).
+pub(crate) mod exact {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        super::serialize(&Some(*value), serializer)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        super::deserialize(deserializer)?
+            .ok_or_else(|| serde::de::Error::custom("a duration is required here, not null"))
+    }
+}

@@ -30,6 +30,7 @@ use crate::shared::Shared;
 /// assert!(report.is_clean());
 /// # }
 /// ```
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShutdownReport {
     /// Objects still checked out (or being created) when the grace period ended; each is

@@ -11,6 +11,7 @@
 
 mod command;
 mod error;
+pub mod global;
 mod launch;
 mod manager;
 mod pool;
@@ -24,6 +25,7 @@ pub use command::{
     CommandError, CommandOutput, CommandPool, CommandPoolBuilder, CommandSpec, DEFAULT_MAX_OUTPUT,
 };
 pub use error::RunnerError;
+pub use global::{Global, GlobalError};
 pub use launch::SpawnError;
 pub use manager::RunnerManager;
 pub use pool::{CallError, SubprocessPool, SubprocessPoolBuilder};

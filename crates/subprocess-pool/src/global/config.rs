@@ -1,0 +1,123 @@
+//! `GlobalConfig`: what [`global::init`](crate::global::init) builds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::pools::{AnyWorkers, COMMANDS};
+use super::{GlobalError, Pools};
+use crate::protocol::Protocol;
+use crate::{CommandPool, CommandPoolBuilder, SubprocessPoolBuilder};
+
+type BuildWorkers = Box<dyn FnOnce() -> Result<Box<dyn AnyWorkers>, pool_core::BuildError> + Send>;
+
+/// The pools the default facade runs: a command pool (as many slots as CPUs unless set)
+/// and any number of named worker pools, each configured with its own builder.
+///
+/// Nothing starts until [`build`](GlobalConfig::build) (or
+/// [`global::init`](crate::global::init)), which checks every pool's settings and names
+/// first.
+///
+/// ```
+/// use std::time::Duration;
+/// use subprocess_pool::global::GlobalConfig;
+/// use subprocess_pool::protocol::{BazelJson, Lines};
+/// use subprocess_pool::{CommandPool, SubprocessPool, WorkerSpec};
+///
+/// let config = GlobalConfig::new()
+///     .commands(CommandPool::builder().max_size(8))
+///     .workers(
+///         "upper",
+///         SubprocessPool::builder(WorkerSpec::new("tr").args(["a-z", "A-Z"]), Lines::default())
+///             .max_size(4)
+///             .wait_timeout(Duration::from_secs(5)),
+///     );
+/// # let _ = config;
+/// ```
+#[must_use = "a GlobalConfig does nothing until it is built or passed to global::init"]
+pub struct GlobalConfig {
+    commands: CommandPoolBuilder,
+    workers: Vec<(String, BuildWorkers)>,
+}
+
+impl GlobalConfig {
+    /// A command pool with its defaults and no worker pools.
+    pub fn new() -> Self {
+        Self {
+            commands: CommandPool::builder(),
+            workers: Vec::new(),
+        }
+    }
+
+    /// Configures the command pool.
+    pub fn commands(mut self, builder: CommandPoolBuilder) -> Self {
+        self.commands = builder;
+        self
+    }
+
+    /// Adds a worker pool under `name`, built from `builder` (any protocol).
+    pub fn workers<P: Protocol>(
+        mut self,
+        name: impl Into<String>,
+        builder: SubprocessPoolBuilder<P>,
+    ) -> Self {
+        let build: BuildWorkers = Box::new(move || {
+            builder
+                .build()
+                .map(|pool| Box::new(pool) as Box<dyn AnyWorkers>)
+        });
+        self.workers.push((name.into(), build));
+        self
+    }
+
+    /// Builds every pool. Errors with [`GlobalError::DuplicateName`] or
+    /// [`GlobalError::Build`] naming the pool; pools already built are then closed again.
+    pub fn build(self) -> Result<Pools, GlobalError> {
+        let mut names = BTreeMap::new();
+        for (name, _) in &self.workers {
+            if names.insert(name.as_str(), ()).is_some() {
+                return Err(GlobalError::DuplicateName { name: name.clone() });
+            }
+        }
+        let commands = self.commands.build().map_err(|source| GlobalError::Build {
+            pool: COMMANDS.to_owned(),
+            source,
+        })?;
+        let mut workers = BTreeMap::new();
+        for (name, build) in self.workers {
+            match build() {
+                Ok(pool) => {
+                    workers.insert(name, pool);
+                }
+                Err(source) => {
+                    commands.close();
+                    for pool in workers.values() {
+                        AnyWorkers::close(&**pool);
+                    }
+                    return Err(GlobalError::Build { pool: name, source });
+                }
+            }
+        }
+        Ok(Pools { commands, workers })
+    }
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for GlobalConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GlobalConfig")
+            .field(
+                "workers",
+                &self
+                    .workers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
