@@ -62,6 +62,15 @@ impl<P: Protocol> Clone for SubprocessPool<P> {
     }
 }
 
+impl<P: Protocol> std::fmt::Debug for SubprocessPool<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubprocessPool")
+            .field("protocol", &std::any::type_name::<P>())
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
 impl<P: Protocol> SubprocessPool<P> {
     /// Starts configuring a pool of workers started from `spec`, speaking `protocol`.
     pub fn builder(spec: WorkerSpec, protocol: P) -> SubprocessPoolBuilder<P> {
