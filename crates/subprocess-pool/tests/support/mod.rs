@@ -47,6 +47,16 @@ pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Our children, running or not yet reaped.
+pub(crate) fn children() -> Vec<u32> {
+    let me = std::process::id();
+    all_processes()
+        .into_iter()
+        .filter(|&(_, _, ppid, _)| ppid == me)
+        .map(|(pid, ..)| pid)
+        .collect()
+}
+
 /// Our children that exited but were never reaped.
 pub(crate) fn zombie_children() -> Vec<u32> {
     let me = std::process::id();
