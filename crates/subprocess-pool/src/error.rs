@@ -55,11 +55,17 @@ pub enum RunnerError {
 
 impl RunnerError {
     /// Whether the worker may still be used after this error: only a request refused
-    /// before it was sent leaves it intact.
+    /// before it was sent (invalid, or a frame over the limit) leaves it intact.
     pub fn worker_intact(&self) -> bool {
         matches!(
             self,
-            RunnerError::Protocol(ProtocolError::InvalidRequest(_))
+            RunnerError::Protocol(
+                ProtocolError::InvalidRequest(_)
+                    | ProtocolError::FrameTooLarge {
+                        direction: "request",
+                        ..
+                    }
+            )
         )
     }
 }

@@ -165,3 +165,15 @@ fn duplicate_worker_pool_names_are_refused() {
         "{error:?}"
     );
 }
+
+#[test]
+fn a_worker_pool_cannot_take_the_command_pools_name() {
+    let error = GlobalConfig::new()
+        .workers("commands", cat_workers())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&error, GlobalError::DuplicateName { name } if name == "commands"),
+        "{error:?}"
+    );
+}

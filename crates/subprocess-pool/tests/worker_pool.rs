@@ -114,6 +114,29 @@ async fn a_request_with_a_newline_is_refused_before_it_reaches_the_worker() {
 }
 
 #[tokio::test]
+async fn a_request_over_the_frame_limit_is_refused_before_it_reaches_the_worker() {
+    let pool = SubprocessPool::builder(WorkerSpec::new("cat"), Lines::with_max_length(8))
+        .max_size(1)
+        .build()
+        .unwrap();
+    let error = worker_error(pool.call("nine bytes".into()).await);
+    assert!(
+        matches!(
+            error,
+            RunnerError::Protocol(ProtocolError::FrameTooLarge {
+                direction: "request",
+                limit: 8,
+                ..
+            })
+        ),
+        "{error}"
+    );
+    assert!(error.worker_intact(), "{error}");
+    assert_eq!(pool.call("fits".into()).await.unwrap(), "fits");
+    assert_eq!(pool.metrics().created, 1, "the worker was not harmed");
+}
+
+#[tokio::test]
 async fn a_worker_that_exits_at_startup_gives_a_startup_error_with_its_stderr() {
     let spec = WorkerSpec::new("sh")
         .args(["-c", "echo 'cannot load model' >&2; exit 2"])

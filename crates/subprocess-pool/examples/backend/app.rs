@@ -200,6 +200,11 @@ fn describe(error: &dyn std::error::Error) -> String {
 /// workers.
 fn pool_error<E: std::error::Error + 'static>(error: &PoolError<E>) -> (StatusCode, &'static str) {
     match error {
+        // Waited in vain while workers kept failing to start: the cause is downstream.
+        PoolError::Timeout {
+            last_error: Some(_),
+            ..
+        } => (StatusCode::BAD_GATEWAY, "worker_unavailable"),
         PoolError::Timeout { .. } | PoolError::Exhausted => {
             (StatusCode::SERVICE_UNAVAILABLE, "busy")
         }

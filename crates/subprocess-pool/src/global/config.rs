@@ -73,6 +73,7 @@ impl GlobalConfig {
     /// [`GlobalError::Build`] naming the pool; pools already built are then closed again.
     pub fn build(self) -> Result<Pools, GlobalError> {
         let mut names = BTreeMap::new();
+        names.insert(COMMANDS, ());
         for (name, _) in &self.workers {
             if names.insert(name.as_str(), ()).is_some() {
                 return Err(GlobalError::DuplicateName { name: name.clone() });

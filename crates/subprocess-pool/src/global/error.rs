@@ -20,8 +20,9 @@ pub enum GlobalError {
     /// `get` (or `shutdown`) was called after `shutdown`.
     #[error("the global pool was shut down; call init to start a new one")]
     ShutDown,
-    /// Two worker pools were configured under the same name.
-    #[error("two worker pools are named {name:?}; each name must be unique")]
+    /// Two worker pools were configured under the same name, or one under the command
+    /// pool's name ([`COMMANDS`](crate::global::COMMANDS)).
+    #[error("two pools are named {name:?}; each name must be unique (\"commands\" is the command pool's)")]
     DuplicateName {
         /// The repeated name.
         name: String,
