@@ -22,7 +22,9 @@ pub enum GlobalError {
     ShutDown,
     /// Two worker pools were configured under the same name, or one under the command
     /// pool's name ([`COMMANDS`](crate::global::COMMANDS)).
-    #[error("two pools are named {name:?}; each name must be unique (\"commands\" is the command pool's)")]
+    #[error(
+        "two pools are named {name:?}; each name must be unique (\"commands\" is the command pool's)"
+    )]
     DuplicateName {
         /// The repeated name.
         name: String,
