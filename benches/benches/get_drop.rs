@@ -1,49 +1,24 @@
 //! get+drop cost of pool-core side by side with deadpool 0.13 and bb8 0.9, with the same
-//! no-op manager and the same sizes, plus a semaphore-and-mutex floor for reference.
+//! no-op manager and the same sizes, plus a semaphore-and-mutex floor for reference. Every
+//! bench runs on the same 2-worker multi-thread tokio runtime.
 //!
-//! - `uncontended`: one task on a current-thread runtime, get then drop, pool of 8.
-//! - `contended`: 64 tasks sharing 8 objects on a 2-worker multi-thread runtime; each holds
-//!   its object across one `yield_now`, so callers really queue.
-//! - `contended_short_hold`: the same 64 tasks and 8 objects, but each drops its object at
-//!   once and yields after the drop: the two worker threads contend on the pool itself.
+//! - `uncontended`: one task, get then drop, pool of 8.
+//! - `contended_64_tasks_8_objects` and `contended_1024_tasks_128_objects`: eight tasks per
+//!   object; each holds its object across one `yield_now`, so callers really queue.
+//! - `contended_short_hold_64_tasks_8_objects`: 64 tasks and 8 objects, but each drops its
+//!   object at once and yields after the drop: the two worker threads contend on the pool
+//!   itself.
 //!
-//! Run: `cargo bench -p benches --bench get_drop`. Times are per get+drop.
+//! Run: `cargo bench -p benches --bench get_drop`. Times are per get+drop. The report
+//! (`cargo run -p benches --release --bin report`) runs this and writes the ratios to
+//! `docs/benchmarks.md`.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use benches::{Bb8, Deadpool, Ours};
+use benches::plan::{self, POOLS};
+use benches::{Bb8, Deadpool, Floor, Ours};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::{Builder, Runtime};
-use tokio::sync::Semaphore;
-
-const POOL_SIZE: usize = 8;
-const TASKS: usize = 64;
-
-/// The floor: a tokio semaphore guarding a mutex-protected Vec, with no features at all.
-#[derive(Clone)]
-struct Floor {
-    permits: Arc<Semaphore>,
-    items: Arc<Mutex<Vec<u64>>>,
-}
-
-impl Floor {
-    fn new() -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(POOL_SIZE)),
-            items: Arc::new(Mutex::new(vec![0; POOL_SIZE])),
-        }
-    }
-
-    async fn get_drop(&self, hold: impl std::future::Future<Output = ()>) {
-        let permit = self.permits.acquire().await.unwrap();
-        let item = self.items.lock().unwrap().pop().unwrap();
-        std::hint::black_box(item);
-        hold.await;
-        self.items.lock().unwrap().push(item);
-        drop(permit);
-    }
-}
 
 /// One of the pools under test, behind a common interface.
 #[derive(Clone)]
@@ -55,35 +30,36 @@ enum Subject {
 }
 
 impl Subject {
-    const NAMES: [&'static str; 4] = ["pool-core", "deadpool", "bb8", "semaphore+mutex"];
-
-    fn build(name: &str, rt: &Runtime) -> Self {
+    /// The pool named `name` (one of [`POOLS`]) with `size` objects at most.
+    fn build(name: &str, size: usize, rt: &Runtime) -> Self {
         match name {
             "pool-core" => Self::Ours(
                 pool_core::Pool::builder(Ours)
-                    .max_size(POOL_SIZE)
+                    .max_size(size)
                     .build()
                     .unwrap(),
             ),
             "deadpool" => Self::Deadpool(
                 deadpool::managed::Pool::builder(Deadpool)
-                    .max_size(POOL_SIZE)
+                    .max_size(size)
                     .build()
                     .unwrap(),
             ),
             "bb8" => Self::Bb8(rt.block_on(async {
                 bb8::Pool::builder()
-                    .max_size(POOL_SIZE as u32)
+                    .max_size(u32::try_from(size).unwrap())
                     .test_on_check_out(false)
                     .build(Bb8)
                     .await
                     .unwrap()
             })),
-            _ => Self::Floor(Floor::new()),
+            "semaphore+mutex" => Self::Floor(Floor::new(size)),
+            other => panic!("unknown pool {other:?}"),
         }
     }
 
-    async fn get_drop(&self, hold: impl std::future::Future<Output = ()>) {
+    /// Gets an object, awaits `hold` while holding it, and drops it.
+    async fn get_drop(&self, hold: impl Future<Output = ()>) {
         match self {
             Self::Ours(pool) => {
                 let object = pool.get().await.unwrap();
@@ -105,74 +81,136 @@ impl Subject {
     }
 }
 
-fn uncontended(c: &mut Criterion) {
-    let rt = Builder::new_current_thread().enable_all().build().unwrap();
-    let mut group = c.benchmark_group("get_drop/uncontended");
-    for name in Subject::NAMES {
-        let subject = Subject::build(name, &rt);
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        subject.get_drop(async {}).await;
-                    }
-                    start.elapsed()
-                })
-            })
-        });
-    }
-    group.finish();
-}
-
-fn contended(c: &mut Criterion) {
-    contended_group(c, "get_drop/contended_64_tasks_8_objects", true);
-    contended_group(c, "get_drop/contended_short_hold_64_tasks_8_objects", false);
-}
-
-fn contended_group(c: &mut Criterion, group_name: &str, hold_across_yield: bool) {
-    let rt = Builder::new_multi_thread()
-        .worker_threads(2)
+/// The 2-worker multi-thread runtime every get+drop bench runs on.
+fn runtime() -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(plan::WORKER_THREADS)
         .enable_all()
         .build()
-        .unwrap();
-    let mut group = c.benchmark_group(group_name);
-    group.measurement_time(Duration::from_secs(4));
-    for name in Subject::NAMES {
-        let subject = Subject::build(name, &rt);
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let per_task = iters.div_ceil(TASKS as u64);
-                rt.block_on(async {
-                    let start = Instant::now();
-                    let tasks: Vec<_> = (0..TASKS)
-                        .map(|_| {
-                            let subject = subject.clone();
-                            tokio::spawn(async move {
-                                for _ in 0..per_task {
-                                    if hold_across_yield {
-                                        subject.get_drop(tokio::task::yield_now()).await;
-                                    } else {
-                                        subject.get_drop(async {}).await;
-                                        tokio::task::yield_now().await;
-                                    }
-                                }
-                            })
-                        })
-                        .collect();
-                    for task in tasks {
-                        task.await.unwrap();
+        .unwrap()
+}
+
+/// Times `iters` uncontended get+drop rounds in one task spawned on `rt` (so it runs on a
+/// worker thread, as a server's request handler would).
+fn time_uncontended(rt: &Runtime, subject: &Subject, iters: u64) -> Duration {
+    let subject = subject.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let start = Instant::now();
+            for _ in 0..iters {
+                subject.get_drop(async {}).await;
+            }
+            start.elapsed()
+        })
+        .await
+        .unwrap()
+    })
+}
+
+/// Times get+drop rounds shared by `tasks` tasks on `rt` (at least `iters`, see
+/// [`plan::rounds_per_task`]), scaled to `iters`. With `hold_across_yield` each task holds its object across one `yield_now`;
+/// otherwise it drops the object at once and yields after the drop.
+fn time_contended(
+    rt: &Runtime,
+    subject: &Subject,
+    tasks: usize,
+    iters: u64,
+    hold_across_yield: bool,
+) -> Duration {
+    let per_task = plan::rounds_per_task(iters, tasks);
+    rt.block_on(async {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let subject = subject.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        if hold_across_yield {
+                            subject.get_drop(tokio::task::yield_now()).await;
+                        } else {
+                            subject.get_drop(async {}).await;
+                            tokio::task::yield_now().await;
+                        }
                     }
-                    // Scaled to the requested count: each task ran `per_task` rounds.
-                    start
-                        .elapsed()
-                        .mul_f64(iters as f64 / (per_task * TASKS as u64) as f64)
                 })
             })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        // Scaled to the requested count: each task ran `per_task` rounds.
+        start
+            .elapsed()
+            .mul_f64(iters as f64 / (per_task * tasks as u64) as f64)
+    })
+}
+
+/// `get_drop/uncontended/<pool>`: one task, pool of 8.
+fn uncontended(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group(plan::GROUP_UNCONTENDED);
+    for name in POOLS {
+        let subject = Subject::build(name, plan::UNCONTENDED_SIZE, &rt);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| time_uncontended(&rt, &subject, iters))
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, uncontended, contended);
+/// The contended groups: hold across a yield at each size, and the short-hold variant.
+fn contended(c: &mut Criterion) {
+    for (tasks, objects) in plan::CONTENDED {
+        contended_group(
+            c,
+            &plan::group_contended(tasks, objects),
+            tasks,
+            objects,
+            true,
+        );
+    }
+    let (tasks, objects) = plan::SHORT_HOLD;
+    contended_group(
+        c,
+        &plan::group_short_hold(tasks, objects),
+        tasks,
+        objects,
+        false,
+    );
+}
+
+/// One contended group: `tasks` tasks sharing `objects` objects, every pool.
+fn contended_group(
+    c: &mut Criterion,
+    group_name: &str,
+    tasks: usize,
+    objects: usize,
+    hold_across_yield: bool,
+) {
+    let rt = runtime();
+    let mut group = c.benchmark_group(group_name);
+    for name in POOLS {
+        let subject = Subject::build(name, objects, &rt);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| time_contended(&rt, &subject, tasks, iters, hold_across_yield))
+        });
+    }
+    group.finish();
+}
+
+/// Short runs: the report runs every bench several times and compares medians.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(plan::WARM_UP)
+        .measurement_time(plan::MEASUREMENT)
+        .sample_size(plan::SAMPLE_SIZE)
+        .nresamples(plan::RESAMPLES)
+        .without_plots()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = uncontended, contended
+}
 criterion_main!(benches);

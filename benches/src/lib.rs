@@ -1,6 +1,21 @@
-//! The no-op managers every benchmark uses, so ours and the rivals do the same work.
+//! Shared pieces of the benchmarks: the no-op managers every get+drop bench uses (so ours and
+//! the rivals do the same work), the worker programs of the subprocess benches, and what the
+//! `report` binary needs to turn a run into `docs/benchmarks.md`.
+//!
+//! Regenerate the page with `cargo run -p benches --release --bin report`.
 
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+
+pub mod cpu;
+pub mod estimates;
+pub mod load;
+pub mod machine;
+pub mod pipe_cpu;
+pub mod plan;
+pub mod workers;
 
 /// pool-core's no-op manager.
 pub struct Ours;
@@ -51,5 +66,33 @@ impl bb8::ManageConnection for Bb8 {
 
     fn has_broken(&self, _: &mut u64) -> bool {
         false
+    }
+}
+
+/// The floor every pool is compared with: a tokio semaphore guarding a mutex-protected `Vec`,
+/// with no pool features at all.
+#[derive(Clone)]
+pub struct Floor {
+    permits: Arc<Semaphore>,
+    items: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Floor {
+    /// A floor with `size` items.
+    pub fn new(size: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(size)),
+            items: Arc::new(Mutex::new(vec![0; size])),
+        }
+    }
+
+    /// Takes an item, awaits `hold` while holding it, and puts it back.
+    pub async fn get_drop(&self, hold: impl Future<Output = ()>) {
+        let permit = self.permits.acquire().await.unwrap();
+        let item = self.items.lock().unwrap().pop().unwrap();
+        std::hint::black_box(item);
+        hold.await;
+        self.items.lock().unwrap().push(item);
+        drop(permit);
     }
 }

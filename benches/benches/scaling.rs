@@ -1,0 +1,152 @@
+//! How pool-core's get+drop cost changes with the pool's size: 8, 128 and 1,024 objects,
+//! each pool filled to its size before it is measured, on the same 2-worker multi-thread
+//! tokio runtime as the `get_drop` benches.
+//!
+//! - `scaling/uncontended/pool-core/<size>`: one task, get then drop.
+//! - `scaling/contended_8_tasks_per_object/pool-core/<size>`: eight tasks per object (64
+//!   tasks for 8 objects, 8,192 for 1,024); each holds its object across one `yield_now`.
+//! - `scaling/contended_8_tasks_per_object/semaphore+mutex/<size>`: the same load on the
+//!   floor (a tokio semaphore and a mutex-protected `Vec`), to tell what the pool adds from
+//!   what the scheduler does with that many tasks.
+//!
+//! A flat line is the goal: nothing on the hot path should walk the idle objects or the
+//! waiters. Run: `cargo bench -p benches --bench scaling`. Times are per get+drop.
+
+use std::time::{Duration, Instant};
+
+use benches::plan;
+use benches::{Floor, Ours};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use pool_core::Pool;
+use tokio::runtime::{Builder, Runtime};
+
+/// The 2-worker multi-thread runtime every get+drop bench runs on.
+fn runtime() -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(plan::WORKER_THREADS)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A pool of `size` objects, all created and idle (checked out together, then returned),
+/// with no background maintenance.
+fn filled_pool(rt: &Runtime, size: usize) -> Pool<Ours> {
+    let pool = Pool::builder(Ours).max_size(size).build().unwrap();
+    rt.block_on(async {
+        let mut held = Vec::with_capacity(size);
+        for _ in 0..size {
+            held.push(pool.get().await.unwrap());
+        }
+    });
+    assert_eq!(pool.status().idle, size);
+    pool
+}
+
+/// `scaling/uncontended/pool-core/<size>`: one task on a filled pool.
+fn uncontended(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group(plan::GROUP_SCALING_UNCONTENDED);
+    for size in plan::SCALING_SIZES {
+        let pool = filled_pool(&rt, size);
+        group.bench_function(BenchmarkId::new("pool-core", size), |b| {
+            b.iter_custom(|iters| {
+                let pool = pool.clone();
+                rt.block_on(async move {
+                    tokio::spawn(async move {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            drop(std::hint::black_box(pool.get().await.unwrap()));
+                        }
+                        start.elapsed()
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+/// pool-core or the floor, for the contended benches.
+#[derive(Clone)]
+enum Subject {
+    Ours(Pool<Ours>),
+    Floor(Floor),
+}
+
+impl Subject {
+    /// Gets an object, holds it across one `yield_now`, and drops it.
+    async fn get_yield_drop(&self) {
+        match self {
+            Self::Ours(pool) => {
+                let object = pool.get().await.unwrap();
+                tokio::task::yield_now().await;
+                drop(object);
+            }
+            Self::Floor(floor) => floor.get_drop(tokio::task::yield_now()).await,
+        }
+    }
+}
+
+/// `scaling/contended_8_tasks_per_object/<subject>/<size>`: pool-core and the floor.
+fn contended(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group(plan::GROUP_SCALING_CONTENDED);
+    for size in plan::SCALING_SIZES {
+        let tasks = size * plan::TASKS_PER_OBJECT;
+        let subjects = [
+            ("pool-core", Subject::Ours(filled_pool(&rt, size))),
+            ("semaphore+mutex", Subject::Floor(Floor::new(size))),
+        ];
+        for (name, subject) in subjects {
+            group.bench_function(BenchmarkId::new(name, size), |b| {
+                b.iter_custom(|iters| time_contended(&rt, &subject, tasks, iters))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Times get+drop rounds shared by `tasks` tasks (at least `iters`, see
+/// [`plan::rounds_per_task`]), scaled to `iters`.
+fn time_contended(rt: &Runtime, subject: &Subject, tasks: usize, iters: u64) -> Duration {
+    let per_task = plan::rounds_per_task(iters, tasks);
+    rt.block_on(async {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let subject = subject.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        subject.get_yield_drop().await;
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        start
+            .elapsed()
+            .mul_f64(iters as f64 / (per_task * tasks as u64) as f64)
+    })
+}
+
+/// Short runs: the report runs every bench several times and compares medians.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(plan::WARM_UP)
+        .measurement_time(plan::MEASUREMENT)
+        .sample_size(plan::SAMPLE_SIZE)
+        .nresamples(plan::RESAMPLES)
+        .without_plots()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = uncontended, contended
+}
+criterion_main!(benches);
