@@ -15,10 +15,11 @@
 
 use std::time::{Duration, Instant};
 
+use benches::harness;
 use benches::plan::{self, POOLS};
 use benches::{Bb8, Deadpool, Floor, Ours};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::Runtime;
 
 /// One of the pools under test, behind a common interface.
 #[derive(Clone)]
@@ -81,15 +82,6 @@ impl Subject {
     }
 }
 
-/// The 2-worker multi-thread runtime every get+drop bench runs on.
-fn runtime() -> Runtime {
-    Builder::new_multi_thread()
-        .worker_threads(plan::WORKER_THREADS)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Times `iters` uncontended get+drop rounds in one task spawned on `rt` (so it runs on a
 /// worker thread, as a server's request handler would).
 fn time_uncontended(rt: &Runtime, subject: &Subject, iters: u64) -> Duration {
@@ -117,37 +109,24 @@ fn time_contended(
     iters: u64,
     hold_across_yield: bool,
 ) -> Duration {
-    let per_task = plan::rounds_per_task(iters, tasks);
-    rt.block_on(async {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let subject = subject.clone();
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        if hold_across_yield {
-                            subject.get_drop(tokio::task::yield_now()).await;
-                        } else {
-                            subject.get_drop(async {}).await;
-                            tokio::task::yield_now().await;
-                        }
-                    }
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.await.unwrap();
+    harness::time_tasks(rt, tasks, iters, |per_task| {
+        let subject = subject.clone();
+        async move {
+            for _ in 0..per_task {
+                if hold_across_yield {
+                    subject.get_drop(tokio::task::yield_now()).await;
+                } else {
+                    subject.get_drop(async {}).await;
+                    tokio::task::yield_now().await;
+                }
+            }
         }
-        // Scaled to the requested count: each task ran `per_task` rounds.
-        start
-            .elapsed()
-            .mul_f64(iters as f64 / (per_task * tasks as u64) as f64)
     })
 }
 
 /// `get_drop/uncontended/<pool>`: one task, pool of 8.
 fn uncontended(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = harness::multi_thread_runtime();
     let mut group = c.benchmark_group(plan::GROUP_UNCONTENDED);
     for name in POOLS {
         let subject = Subject::build(name, plan::UNCONTENDED_SIZE, &rt);
@@ -187,7 +166,7 @@ fn contended_group(
     objects: usize,
     hold_across_yield: bool,
 ) {
-    let rt = runtime();
+    let rt = harness::multi_thread_runtime();
     let mut group = c.benchmark_group(group_name);
     for name in POOLS {
         let subject = Subject::build(name, objects, &rt);
@@ -198,19 +177,9 @@ fn contended_group(
     group.finish();
 }
 
-/// Short runs: the report runs every bench several times and compares medians.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(plan::WARM_UP)
-        .measurement_time(plan::MEASUREMENT)
-        .sample_size(plan::SAMPLE_SIZE)
-        .nresamples(plan::RESAMPLES)
-        .without_plots()
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = harness::criterion_config();
     targets = uncontended, contended
 }
 criterion_main!(benches);

@@ -14,20 +14,11 @@
 
 use std::time::{Duration, Instant};
 
-use benches::plan;
 use benches::{Floor, Ours};
+use benches::{harness, plan};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use pool_core::Pool;
-use tokio::runtime::{Builder, Runtime};
-
-/// The 2-worker multi-thread runtime every get+drop bench runs on.
-fn runtime() -> Runtime {
-    Builder::new_multi_thread()
-        .worker_threads(plan::WORKER_THREADS)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use tokio::runtime::Runtime;
 
 /// A pool of `size` objects, all created and idle (checked out together, then returned),
 /// with no background maintenance.
@@ -45,7 +36,7 @@ fn filled_pool(rt: &Runtime, size: usize) -> Pool<Ours> {
 
 /// `scaling/uncontended/pool-core/<size>`: one task on a filled pool.
 fn uncontended(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = harness::multi_thread_runtime();
     let mut group = c.benchmark_group(plan::GROUP_SCALING_UNCONTENDED);
     for size in plan::SCALING_SIZES {
         let pool = filled_pool(&rt, size);
@@ -92,7 +83,7 @@ impl Subject {
 
 /// `scaling/contended_8_tasks_per_object/<subject>/<size>`: pool-core and the floor.
 fn contended(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = harness::multi_thread_runtime();
     let mut group = c.benchmark_group(plan::GROUP_SCALING_CONTENDED);
     for size in plan::SCALING_SIZES {
         let tasks = size * plan::TASKS_PER_OBJECT;
@@ -112,41 +103,19 @@ fn contended(c: &mut Criterion) {
 /// Times get+drop rounds shared by `tasks` tasks (at least `iters`, see
 /// [`plan::rounds_per_task`]), scaled to `iters`.
 fn time_contended(rt: &Runtime, subject: &Subject, tasks: usize, iters: u64) -> Duration {
-    let per_task = plan::rounds_per_task(iters, tasks);
-    rt.block_on(async {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let subject = subject.clone();
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        subject.get_yield_drop().await;
-                    }
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.await.unwrap();
+    harness::time_tasks(rt, tasks, iters, |per_task| {
+        let subject = subject.clone();
+        async move {
+            for _ in 0..per_task {
+                subject.get_yield_drop().await;
+            }
         }
-        start
-            .elapsed()
-            .mul_f64(iters as f64 / (per_task * tasks as u64) as f64)
     })
-}
-
-/// Short runs: the report runs every bench several times and compares medians.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(plan::WARM_UP)
-        .measurement_time(plan::MEASUREMENT)
-        .sample_size(plan::SAMPLE_SIZE)
-        .nresamples(plan::RESAMPLES)
-        .without_plots()
 }
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = harness::criterion_config();
     targets = uncontended, contended
 }
 criterion_main!(benches);

@@ -18,11 +18,9 @@
 //! comparison of warm call and raw pipe, pinned to one CPU. Run:
 //! `cargo bench -p benches --bench subprocess`.
 
-use std::time::Instant;
-
-use benches::plan;
 use benches::workers::{Program, REQUEST, RawPipe, Worker};
-use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use benches::{harness, plan};
+use criterion::{Criterion, criterion_group, criterion_main};
 use subprocess_pool::{CommandPool, CommandSpec};
 use tokio::runtime::{Builder, Runtime};
 
@@ -47,31 +45,22 @@ fn workers(c: &mut Criterion) {
         let mut group = c.benchmark_group(plan::group_subprocess(worker.name()));
         group.bench_function("warm_call", |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let reply = pool.call(REQUEST.to_owned()).await.unwrap();
-                        assert_eq!(reply, expected);
-                    }
-                    start.elapsed()
+                harness::time_iters(&rt, iters, async || {
+                    let reply = pool.call(REQUEST.to_owned()).await.unwrap();
+                    assert_eq!(reply, expected);
                 })
             })
         });
         group.bench_function("raw_pipe", |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let reply = raw.round_trip(REQUEST).await.unwrap();
-                        assert_eq!(reply, expected);
-                    }
-                    start.elapsed()
+                harness::time_iters(&rt, iters, async || {
+                    let reply = raw.round_trip(REQUEST).await.unwrap();
+                    assert_eq!(reply, expected);
                 })
             })
         });
         // A python start costs tens of milliseconds: few samples, one iteration count each.
-        group.sample_size(plan::SLOW_SAMPLE_SIZE);
-        group.sampling_mode(SamplingMode::Flat);
+        harness::spawn_sampling(&mut group);
         group.bench_function("spawn_per_job", |b| {
             b.iter_custom(|iters| spawn_per_job(&rt, &program, &expected, iters))
         });
@@ -87,13 +76,9 @@ fn spawn_per_job(
     expected: &str,
     iters: u64,
 ) -> std::time::Duration {
-    rt.block_on(async {
-        let start = Instant::now();
-        for _ in 0..iters {
-            let reply = program.spawn_per_job(REQUEST).await.unwrap();
-            assert_eq!(reply, expected);
-        }
-        start.elapsed()
+    harness::time_iters(rt, iters, async || {
+        let reply = program.spawn_per_job(REQUEST).await.unwrap();
+        assert_eq!(reply, expected);
     })
 }
 
@@ -102,48 +87,29 @@ fn one_shot(c: &mut Criterion) {
     let rt = runtime();
     let commands = CommandPool::builder().max_size(1).build().unwrap();
     let mut group = c.benchmark_group(plan::GROUP_ONE_SHOT);
-    group.sample_size(plan::SLOW_SAMPLE_SIZE);
-    group.sampling_mode(SamplingMode::Flat);
+    harness::spawn_sampling(&mut group);
     group.bench_function("command_pool", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let output = commands.run(CommandSpec::new("true")).await.unwrap();
-                    assert!(output.status.success());
-                }
-                start.elapsed()
+            harness::time_iters(&rt, iters, async || {
+                let output = commands.run(CommandSpec::new("true")).await.unwrap();
+                assert!(output.status.success());
             })
         })
     });
     group.bench_function("bare_command", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let output = tokio::process::Command::new("true").output().await.unwrap();
-                    assert!(output.status.success());
-                }
-                start.elapsed()
+            harness::time_iters(&rt, iters, async || {
+                let output = tokio::process::Command::new("true").output().await.unwrap();
+                assert!(output.status.success());
             })
         })
     });
     group.finish();
 }
 
-/// Short runs: the spawning benches are slow per iteration, the others quick.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(plan::WARM_UP)
-        .measurement_time(plan::MEASUREMENT)
-        .sample_size(plan::SAMPLE_SIZE)
-        .nresamples(plan::RESAMPLES)
-        .without_plots()
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = harness::criterion_config();
     targets = workers, one_shot
 }
 criterion_main!(benches);

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 pub mod cpu;
 pub mod estimates;
+pub mod harness;
 pub mod load;
 pub mod machine;
 pub mod pipe_cpu;
