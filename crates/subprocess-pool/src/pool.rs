@@ -81,14 +81,19 @@ impl<P: Protocol> SubprocessPool<P> {
     }
 
     /// Sends `request` to a worker and returns its response.
-    // Written out so the signature promises a `Send` future (callers spawn it).
+    ///
+    /// A leak report (`leak_threshold`) for the worker names the line that called `call`.
+    // Written out so the signature promises a `Send` future (callers spawn it), and so the
+    // `get` is made here, where `#[track_caller]` still sees the caller's location.
     #[allow(clippy::manual_async_fn)]
+    #[track_caller]
     pub fn call(
         &self,
         request: P::Request,
     ) -> impl Future<Output = Result<P::Response, CallError>> + Send + '_ {
+        let get = self.pool.get();
         async move {
-            let mut runner = self.pool.get().await?;
+            let mut runner = get.await?;
             Ok(runner.call(request).await?)
         }
     }

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use pool_core::{BuildError, Manager, Metrics, Pool, PoolBuilder, ShutdownReport, Status};
@@ -89,9 +90,19 @@ impl CommandPool {
     /// its stdout or stderr get a moment (100 ms, within the timeout) to finish before its
     /// group is killed. Dropping the returned future kills the command's group; the
     /// command is then reaped by tokio.
-    pub async fn run(&self, spec: CommandSpec) -> Result<CommandOutput, CommandError> {
-        let _slot = self.slots.get().await?;
-        run::run(&spec).await
+    // Not an `async fn`: the slot's `get` is made here, where `#[track_caller]` still sees
+    // the caller's location for leak reports.
+    #[allow(clippy::manual_async_fn)]
+    #[track_caller]
+    pub fn run(
+        &self,
+        spec: CommandSpec,
+    ) -> impl Future<Output = Result<CommandOutput, CommandError>> + Send + '_ {
+        let slot = self.slots.get();
+        async move {
+            let _slot = slot.await?;
+            run::run(&spec).await
+        }
     }
 
     /// Slots in use (running commands) and callers waiting for one; see
