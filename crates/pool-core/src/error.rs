@@ -109,7 +109,14 @@ pub struct BuildError {
 }
 
 impl BuildError {
-    pub(crate) fn new(field: &'static str, problem: impl Into<String>) -> Self {
+    /// Refuses the setting `field` because of `problem`; for crates that build on
+    /// pool-core and check settings of their own alongside the pool's.
+    ///
+    /// ```
+    /// let err = pool_core::BuildError::new("WorkerSpec::startup_timeout", "must be more than zero");
+    /// assert_eq!(err.field(), "WorkerSpec::startup_timeout");
+    /// ```
+    pub fn new(field: &'static str, problem: impl Into<String>) -> Self {
         Self {
             field,
             problem: problem.into(),

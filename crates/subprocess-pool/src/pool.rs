@@ -127,9 +127,19 @@ impl<P: Protocol> SubprocessPool<P> {
 
 /// Configures a [`SubprocessPool`]: every [`pool_core::PoolConfig`] setting, then
 /// [`build`](SubprocessPoolBuilder::build).
+#[must_use = "a builder does nothing until build() is called"]
 pub struct SubprocessPoolBuilder<P: Protocol> {
     manager: RunnerManager<P>,
     config: PoolConfig,
+}
+
+impl<P: Protocol> std::fmt::Debug for SubprocessPoolBuilder<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubprocessPoolBuilder")
+            .field("manager", &self.manager)
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 /// Generates a setter of a `PoolConfig` field: plain, or wrapped in `Some`.
@@ -227,6 +237,7 @@ impl<P: Protocol> SubprocessPoolBuilder<P> {
     /// Builds the pool (no worker starts until needed, or for `min_idle`); refuses a bad
     /// setting naming it, as [`pool_core::PoolBuilder::build`] does.
     pub fn build(self) -> Result<SubprocessPool<P>, BuildError> {
+        self.manager.spec().validate()?;
         Ok(SubprocessPool {
             pool: Pool::builder(self.manager).config(self.config).build()?,
         })

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pool_core::BuildError;
+
 use crate::launch::Launch;
 use crate::stderr::StderrMode;
 
@@ -55,6 +57,24 @@ impl WorkerSpec {
     }
 
     crate::launch::launch_setters!();
+
+    /// Refuses settings under which no worker could ever serve a call, naming the setting.
+    pub(crate) fn validate(&self) -> Result<(), BuildError> {
+        let zero = |field, value: Option<Duration>| match value {
+            Some(Duration::ZERO) => Err(BuildError::new(field, "must be more than zero")),
+            _ => Ok(()),
+        };
+        zero("WorkerSpec::startup_timeout", Some(self.startup_timeout))?;
+        zero("WorkerSpec::request_timeout", self.request_timeout)?;
+        zero("WorkerSpec::max_age", self.max_age)?;
+        if self.max_requests == Some(0) {
+            return Err(BuildError::new(
+                "WorkerSpec::max_requests",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
 
     /// The worker is ready once it prints this line on stdout (default: ready once
     /// spawned). Lines before it are skipped.

@@ -302,3 +302,38 @@ async fn a_health_check_ping_retires_a_stuck_worker_before_a_caller_uses_it() {
         "{metrics:?}"
     );
 }
+
+#[test]
+fn worker_settings_no_worker_could_serve_under_are_refused_by_name() {
+    let cases = [
+        (
+            WorkerSpec::new("cat").startup_timeout(Duration::ZERO),
+            "WorkerSpec::startup_timeout",
+        ),
+        (
+            WorkerSpec::new("cat").request_timeout(Duration::ZERO),
+            "WorkerSpec::request_timeout",
+        ),
+        (
+            WorkerSpec::new("cat").max_age(Duration::ZERO),
+            "WorkerSpec::max_age",
+        ),
+        (
+            WorkerSpec::new("cat").max_requests(0),
+            "WorkerSpec::max_requests",
+        ),
+    ];
+    for (spec, field) in cases {
+        let error = SubprocessPool::builder(spec, Lines::default())
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), field, "{error}");
+        assert!(error.to_string().contains(field), "{error}");
+    }
+    let zero_grace = WorkerSpec::new("cat").kill_grace(Duration::ZERO);
+    assert!(
+        SubprocessPool::builder(zero_grace, Lines::default())
+            .build()
+            .is_ok()
+    );
+}
