@@ -191,6 +191,20 @@ impl Shared {
     }
 }
 
+/// Runs `f` on a loom thread of its own with a handle to `shared`, returning what it ends
+/// up with.
+fn spawn_with(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Shared, &mut Outcome) + Send + 'static,
+) -> thread::JoinHandle<Outcome> {
+    let shared = Arc::clone(shared);
+    thread::spawn(move || {
+        let mut outcome = Outcome::default();
+        f(&shared, &mut outcome);
+        outcome
+    })
+}
+
 fn entry(id: u64, epoch: u64) -> Box<Entry<u64>> {
     let now = Instant::now();
     Box::new(Entry {
@@ -278,22 +292,12 @@ fn loom_a_return_racing_a_waiter_that_gives_up_leaves_the_object_in_one_place() 
             let object = check_out(&mut state, 1).pop().unwrap();
             (object, queue_waiter(&mut state), queue_waiter(&mut state))
         };
-        let returner = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let mut outcome = Outcome::default();
-                shared.give_back(object, &mut outcome);
-                outcome
-            })
-        };
-        let waiter = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let mut outcome = Outcome::default();
-                shared.wait_once(key, false, &mut outcome);
-                outcome
-            })
-        };
+        let returner = spawn_with(&shared, move |shared, outcome| {
+            shared.give_back(object, outcome);
+        });
+        let waiter = spawn_with(&shared, move |shared, outcome| {
+            shared.wait_once(key, false, outcome);
+        });
         let outcomes = [returner.join().unwrap(), waiter.join().unwrap()];
         // Whatever the order, the object ends with the waiter behind, directly or after
         // the first waiter used it or passed its grant on: never idle beside a waiter,
@@ -352,30 +356,15 @@ fn loom_close_racing_a_return_and_a_waiter_destroys_the_object_exactly_once() {
             let object = check_out(&mut state, 1).pop().unwrap();
             (object, queue_waiter(&mut state))
         };
-        let closer = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let mut outcome = Outcome::default();
-                shared.locked(&mut outcome, |state, after| state.close(after));
-                outcome
-            })
-        };
-        let returner = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let mut outcome = Outcome::default();
-                shared.give_back(object, &mut outcome);
-                outcome
-            })
-        };
-        let waiter = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let mut outcome = Outcome::default();
-                shared.wait_once(key, false, &mut outcome);
-                outcome
-            })
-        };
+        let closer = spawn_with(&shared, move |shared, outcome| {
+            shared.locked(outcome, |state, after| state.close(after));
+        });
+        let returner = spawn_with(&shared, move |shared, outcome| {
+            shared.give_back(object, outcome);
+        });
+        let waiter = spawn_with(&shared, move |shared, outcome| {
+            shared.wait_once(key, false, outcome);
+        });
         let outcomes = [
             closer.join().unwrap(),
             returner.join().unwrap(),
@@ -401,33 +390,18 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
             assert!(state.backoff.create_failed().is_some());
             (object, queue_waiter(&mut state))
         };
-        let taker = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let mut outcome = Outcome::default();
-                shared.take(object, &mut outcome);
-                outcome
-            })
-        };
-        let timer = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let mut outcome = Outcome::default();
-                shared.locked(&mut outcome, |state, after| {
-                    state.backoff.delay_elapsed();
-                    state.creates_eased(after);
-                });
-                outcome
-            })
-        };
-        let waiter = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let mut outcome = Outcome::default();
-                shared.wait_once(key, true, &mut outcome);
-                outcome
-            })
-        };
+        let taker = spawn_with(&shared, move |shared, outcome| {
+            shared.take(object, outcome);
+        });
+        let timer = spawn_with(&shared, move |shared, outcome| {
+            shared.locked(outcome, |state, after| {
+                state.backoff.delay_elapsed();
+                state.creates_eased(after);
+            });
+        });
+        let waiter = spawn_with(&shared, move |shared, outcome| {
+            shared.wait_once(key, true, outcome);
+        });
         let outcomes = [
             taker.join().unwrap(),
             timer.join().unwrap(),
@@ -458,14 +432,9 @@ fn loom_a_waiter_giving_up_a_granted_slot_passes_it_to_the_next() {
             let object = check_out(&mut state, 1).pop().unwrap();
             (object, [queue_waiter(&mut state), queue_waiter(&mut state)])
         };
-        let taker = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let mut outcome = Outcome::default();
-                shared.take(object, &mut outcome);
-                outcome
-            })
-        };
+        let taker = spawn_with(&shared, move |shared, outcome| {
+            shared.take(object, outcome);
+        });
         let first = {
             let shared = Arc::clone(&shared);
             let key = keys[0];
