@@ -72,10 +72,8 @@ pub fn init(config: GlobalConfig) -> Result<Arc<Pools>, GlobalError> {
     if DEFAULT.is_running() {
         return Err(GlobalError::AlreadyRunning);
     }
-    let pools = config.build()?;
-    DEFAULT.init(pools).inspect_err(|_| {
-        // Lost a race with another `init`; `pools` was dropped, which closed it.
-    })
+    // Losing a race with another `init` drops `pools`, which closes them.
+    DEFAULT.init(config.build()?)
 }
 
 /// The process's pools.

@@ -8,8 +8,6 @@ mod app;
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -20,7 +18,6 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustix::process::{Pid, Signal, kill_process};
-use subprocess_pool::WorkerSpec;
 use support::{children, group_members};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -34,17 +31,10 @@ fn upper(text: &str) -> String {
 }
 
 fn settings() -> app::Settings {
-    let output = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 runs");
-    let python = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workers/upper.py");
     let allowlist = BTreeMap::from([("wc".to_owned(), vec!["wc".to_owned(), "-c".to_owned()])]);
     app::Settings {
-        worker: WorkerSpec::new(python)
-            .arg("-u")
-            .arg(script)
+        worker: app::python_worker()
+            .expect("python3 runs")
             .request_timeout(Duration::from_secs(30)),
         workers: 4,
         wait_timeout: Duration::from_secs(30),

@@ -63,7 +63,7 @@ async fn the_default_facade_reports_each_misuse_and_restarts_after_shutdown() {
             "worker group {pid} still has processes"
         );
     }
-    assert!(from_get.commands().status().size == 0);
+    assert_eq!(from_get.commands().status().size, 0);
     let error = echo.call("late".to_string()).await.unwrap_err();
     assert!(
         matches!(error, CallError::Pool(PoolError::Closed)),

@@ -26,6 +26,19 @@ use tokio::net::TcpListener;
 /// The worker pool `POST /run` uses.
 pub(crate) const WORKERS: &str = "upper";
 
+/// The worker `POST /run` talks to: `examples/workers/upper.py` on python's real
+/// interpreter, resolved once (a pyenv shim on `PATH` would add its own start-up to every
+/// worker start).
+pub(crate) fn python_worker() -> Result<WorkerSpec, Box<dyn std::error::Error + Send + Sync>> {
+    let output = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .map_err(|error| format!("python3 is needed for the workers: {error}"))?;
+    let python = String::from_utf8(output.stdout)?.trim().to_owned();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workers/upper.py");
+    Ok(WorkerSpec::new(python).arg("-u").arg(script))
+}
+
 /// What the backend runs: its warm worker and the commands `POST /exec` may run.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {

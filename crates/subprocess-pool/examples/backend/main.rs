@@ -15,11 +15,8 @@
 mod app;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use subprocess_pool::WorkerSpec;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -33,7 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .unwrap_or_else(|| "127.0.0.1:3000".to_owned());
     let listener = TcpListener::bind(&listen).await?;
     let settings = app::Settings {
-        worker: python_worker()?,
+        worker: app::python_worker()?
+            .request_timeout(Duration::from_secs(5))
+            .max_requests(10_000),
         workers: 4,
         wait_timeout: Duration::from_secs(5),
         allowlist: allowlist(),
@@ -43,22 +42,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let report = app::serve(listener, settings, stop_signal()).await?;
     println!("stopped: {report:?}");
     Ok(())
-}
-
-/// The worker: `examples/workers/upper.py` on python's real interpreter (resolved once:
-/// a pyenv shim on PATH would add ~90 ms to every worker start).
-fn python_worker() -> Result<WorkerSpec, Box<dyn std::error::Error + Send + Sync>> {
-    let output = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .map_err(|error| format!("python3 is needed for the workers: {error}"))?;
-    let python = String::from_utf8(output.stdout)?.trim().to_owned();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workers/upper.py");
-    Ok(WorkerSpec::new(python)
-        .arg("-u")
-        .arg(script)
-        .request_timeout(Duration::from_secs(5))
-        .max_requests(10_000))
 }
 
 /// The only commands `POST /exec` may run, by name.

@@ -1,6 +1,6 @@
 //! `GlobalConfig`: what [`global::init`](crate::global::init) builds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::pools::{AnyWorkers, COMMANDS};
@@ -72,10 +72,9 @@ impl GlobalConfig {
     /// Builds every pool. Errors with [`GlobalError::DuplicateName`] or
     /// [`GlobalError::Build`] naming the pool; pools already built are then closed again.
     pub fn build(self) -> Result<Pools, GlobalError> {
-        let mut names = BTreeMap::new();
-        names.insert(COMMANDS, ());
+        let mut names = BTreeSet::from([COMMANDS]);
         for (name, _) in &self.workers {
-            if names.insert(name.as_str(), ()).is_some() {
+            if !names.insert(name.as_str()) {
                 return Err(GlobalError::DuplicateName { name: name.clone() });
             }
         }
