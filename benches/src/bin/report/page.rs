@@ -278,15 +278,17 @@ impl Run {
              `metrics.wait_time`). The next step is an intrusive waiter list that receives \
              the hand-off without the collecting lock, which needs `unsafe` in one small \
              module with loom tests.\n\n\
-             A profile of the 64 / 8 load (`perf record -g` on a loop doing the bench's \
-             get, `yield_now`, drop in 64 tasks on a 2-worker runtime; by hand on \
-             2026-11-23, pool-core 375 ns and the floor 290 ns per get+drop there): 13.7% of \
-             the time in `clock_gettime`, 8.4% of it the two `wait_time` reads of a waited \
-             get; 9% in the mutex's contended path; and most of the queueing step's own \
-             13.7% on the lock word's and the waiter slot's cache lines moving between the \
-             two cores. So what limits it is one shared lock whose cache line every get and \
-             every return pulls across cores, plus the clock reads: the floor spreads the \
-             same traffic over a semaphore and a mutex, and deadpool pays both of those and \
+             A profile of the 64 / 8 load, by hand on 2026-11-23: `cargo build --release -p \
+             benches --example contended_loop`, then `perf record -g \
+             target/release/examples/contended_loop pool-core 20000` (median round 385 ns \
+             per get+drop; `contended_loop floor 20000` 264 ns). 11.5% of the time is in \
+             `clock_gettime`, 6.6% of it the two `wait_time` reads of a waited get; 11% in \
+             the mutex's contended path; and most of the queueing step's own 13.7% is the \
+             lock word's and the waiter slot's cache lines moving between the two cores. \
+             Removing the two `wait_time` reads (an experiment, not kept: the metric needs \
+             them) gained about 5%. So what limits it is one shared lock whose cache line \
+             every get and every return pulls across cores: the floor spreads the same \
+             traffic over a semaphore and a mutex, and deadpool pays both of those and \
              more.\n\n\
              ### The uncontended hot path\n\n\
              With every setting at its default, a get+drop is: one lock to take an idle \
