@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use pool_core::{PoolError, TimeoutKind};
 use subprocess_pool::{CommandError, CommandOutput, CommandPool, CommandSpec, DEFAULT_MAX_OUTPUT};
-use support::{baseline_fds, eventually, group_members, open_fds, zombie_children};
+use support::{baseline_fds, eventually, open_fds, remaining_in_group, zombie_children};
 
 static PROCESSES: RwLock<()> = RwLock::new(());
 
@@ -66,26 +66,6 @@ fn printed_group(stdout: &[u8]) -> Option<u32> {
         .next()?
         .parse()
         .ok()
-}
-
-/// Processes of group `pgid` that are still there for us: alive, or dead and waiting for us
-/// to reap them. (A killed grandchild is reparented to init, which reaps it on its own
-/// schedule, a second or two here: a zombie of init's is dead and not ours to reap.)
-fn remaining_in_group(pgid: u32) -> Vec<u32> {
-    let me = std::process::id();
-    group_members(pgid)
-        .into_iter()
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false; // gone since
-            };
-            // After the command name in parentheses: state, ppid, ...
-            let mut fields = stat[stat.rfind(')').unwrap() + 2..].split_whitespace();
-            let state = fields.next().unwrap();
-            let ppid: u32 = fields.next().unwrap().parse().unwrap();
-            state != "Z" || ppid == me
-        })
-        .collect()
 }
 
 /// A path under the temp dir unique to this test process.

@@ -47,6 +47,18 @@ pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Processes of group `pgid` that are still there for us: alive, or dead and waiting for us
+/// to reap them. (A killed grandchild is reparented to init, which reaps it on its own
+/// schedule, a second or two here: a zombie of init's is dead and not ours to reap.)
+pub(crate) fn remaining_in_group(pgid: u32) -> Vec<u32> {
+    let me = std::process::id();
+    all_processes()
+        .into_iter()
+        .filter(|&(_, state, ppid, pgrp)| pgrp == pgid && (state != 'Z' || ppid == me))
+        .map(|(pid, ..)| pid)
+        .collect()
+}
+
 /// Our children, running or not yet reaped.
 pub(crate) fn children() -> Vec<u32> {
     let me = std::process::id();
