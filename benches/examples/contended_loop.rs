@@ -1,58 +1,139 @@
 //! The contended get+drop load of `get_drop/contended_64_tasks_8_objects` (64 tasks, 8
 //! objects, each hold spanning one `yield_now`, 2-worker runtime) as a plain loop, for
-//! profilers:
+//! profilers and for quick side-by-side ratios:
 //!
 //! ```text
 //! cargo build --release -p benches --example contended_loop
 //! perf record -g target/release/examples/contended_loop pool-core 20000
-//! target/release/examples/contended_loop floor 20000
+//! target/release/examples/contended_loop compare 2000
 //! ```
 //!
-//! Prints the time per get+drop of five rounds of `ROUNDS` rounds per task.
+//! With a pool's name (`pool-core`, `deadpool`, `semaphore+mutex`, `semaphore`) it prints
+//! the time per get+drop of five rounds of `ROUNDS` rounds per task. With `compare` it
+//! runs 15 short rounds of each pool interleaved and prints the median time of each and
+//! the median of the per-round ratios to deadpool: on a VM the cost of the same load
+//! moves by 3x with where the host puts the two vCPUs, and interleaving keeps each ratio
+//! within one such phase.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use benches::{Floor, Ours, harness};
+use benches::{Deadpool, Floor, Ours, harness};
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
 
 const TASKS: usize = 64;
 const OBJECTS: usize = 8;
+const POOLS: [&str; 4] = ["pool-core", "deadpool", "semaphore+mutex", "semaphore"];
+
+/// Every pool under test, with `OBJECTS` objects.
+#[derive(Clone)]
+struct Pools {
+    ours: pool_core::Pool<Ours>,
+    deadpool: deadpool::managed::Pool<Deadpool>,
+    floor: Floor,
+    semaphore: Arc<Semaphore>,
+}
+
+impl Pools {
+    fn new() -> Self {
+        Self {
+            ours: pool_core::Pool::builder(Ours)
+                .max_size(OBJECTS)
+                .build()
+                .unwrap(),
+            deadpool: deadpool::managed::Pool::builder(Deadpool)
+                .max_size(OBJECTS)
+                .build()
+                .unwrap(),
+            floor: Floor::new(OBJECTS),
+            semaphore: Arc::new(Semaphore::new(OBJECTS)),
+        }
+    }
+
+    async fn get_drop(&self, which: &str) {
+        let hold = tokio::task::yield_now();
+        match which {
+            "pool-core" => {
+                let object = self.ours.get().await.unwrap();
+                hold.await;
+                drop(object);
+            }
+            "deadpool" => {
+                let object = self.deadpool.get().await.unwrap();
+                hold.await;
+                drop(object);
+            }
+            "semaphore+mutex" => self.floor.get_drop(hold).await,
+            "semaphore" => {
+                let permit = self.semaphore.acquire().await.unwrap();
+                hold.await;
+                drop(permit);
+            }
+            other => panic!("unknown pool {other:?}: use one of {POOLS:?} or compare"),
+        }
+    }
+}
+
+/// Nanoseconds per get+drop of one round of `rounds` get+drops in each of `TASKS` tasks.
+fn round(rt: &Runtime, pools: &Pools, which: &'static str, rounds: u64) -> f64 {
+    let start = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let pools = pools.clone();
+                tokio::spawn(async move {
+                    for _ in 0..rounds {
+                        pools.get_drop(which).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    start.elapsed().as_nanos() as f64 / (TASKS as u64 * rounds) as f64
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "pool-core".into());
-    let rounds: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let rt = harness::multi_thread_runtime();
-    let pool = pool_core::Pool::builder(Ours)
-        .max_size(OBJECTS)
-        .build()
-        .unwrap();
-    let floor = Floor::new(OBJECTS);
-    for round in 0..5 {
-        let start = Instant::now();
-        rt.block_on(async {
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|_| {
-                    let (pool, floor, which) = (pool.clone(), floor.clone(), which.clone());
-                    tokio::spawn(async move {
-                        for _ in 0..rounds {
-                            match which.as_str() {
-                                "pool-core" => {
-                                    let object = pool.get().await.unwrap();
-                                    tokio::task::yield_now().await;
-                                    drop(object);
-                                }
-                                "floor" => floor.get_drop(tokio::task::yield_now()).await,
-                                other => panic!("unknown pool {other:?}: use pool-core or floor"),
-                            }
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await.unwrap();
+    let pools = Pools::new();
+    if which == "compare" {
+        let rounds: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(2_000);
+        let mut times = vec![Vec::new(); POOLS.len()];
+        for _ in 0..15 {
+            for (pool, times) in POOLS.iter().zip(&mut times) {
+                times.push(round(&rt, &pools, pool, rounds));
             }
-        });
-        let ns = start.elapsed().as_nanos() as f64 / (TASKS as u64 * rounds) as f64;
-        println!("{which} round {round}: {ns:.1} ns per get+drop");
+        }
+        let times_of = times.clone();
+        for (pool, times) in POOLS.iter().zip(&times) {
+            let deadpool = &times_of[1];
+            let mut ratios: Vec<f64> = times.iter().zip(deadpool).map(|(t, d)| t / d).collect();
+            let mut own = times.clone();
+            println!(
+                "{pool:>16}: median {:6.1} ns per get+drop, {:.2}x deadpool (median of round ratios)",
+                median(&mut own),
+                median(&mut ratios),
+            );
+        }
+        return;
+    }
+    let pool = POOLS
+        .into_iter()
+        .find(|pool| *pool == which)
+        .unwrap_or_else(|| panic!("unknown pool {which:?}: use one of {POOLS:?} or compare"));
+    let rounds: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    for n in 0..5 {
+        let ns = round(&rt, &pools, pool, rounds);
+        println!("{pool} round {n}: {ns:.1} ns per get+drop");
     }
 }
