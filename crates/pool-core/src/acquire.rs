@@ -19,6 +19,7 @@ use crate::metrics::DestroyReason;
 use crate::object::Object;
 use crate::shared::Shared;
 use crate::state::AfterUnlock;
+use crate::timer;
 
 /// Whether a caller may queue behind others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +78,9 @@ impl<M: Manager> Shared<M> {
             let find = FindOrQueue::new(self, mode);
             let found = match deadline {
                 None => find.await,
-                Some(deadline) => match tokio::time::timeout_at(deadline, find).await {
-                    Ok(found) => found,
-                    Err(_) => return Err(self.timed_out(&mut progress)),
+                Some(deadline) => match timer::bounded(deadline, find).await {
+                    Some(found) => found,
+                    None => return Err(self.timed_out(&mut progress)),
                 },
             }?;
             let entry = match found {
@@ -336,9 +337,9 @@ async fn within<E>(
 ) -> Result<(), Option<E>> {
     match deadline {
         None => hook.await.map_err(Some),
-        Some(deadline) => match tokio::time::timeout_at(deadline, hook).await {
-            Ok(result) => result.map_err(Some),
-            Err(_) => Err(None),
+        Some(deadline) => match timer::bounded(deadline, hook).await {
+            Some(result) => result.map_err(Some),
+            None => Err(None),
         },
     }
 }
