@@ -275,9 +275,10 @@ impl Run {
              scheduler, which the floor pays too: {floor_sentence} pool-core takes its lock three \
              times per waited get (to queue, to hand the returned object to the longest \
              waiter, and for the waiter to collect it) and reads the clock twice (for \
-             `metrics.wait_time`). The next step is an intrusive waiter list that receives \
-             the hand-off without the collecting lock, which needs `unsafe` in one small \
-             module with loom tests.\n\n\
+             `metrics.wait_time`). Getting below that needs a waiter path as lean as \
+             tokio's semaphore itself (an intrusive list in the waiting futures, handed off \
+             with atomics), which needs `unsafe` in one small module with loom tests; \
+             removing the collecting lock alone did not help (below).\n\n\
              A profile of the 64 / 8 load, by hand on 2026-11-23: `cargo build --release -p \
              benches --example contended_loop`, then `perf record -g \
              target/release/examples/contended_loop pool-core 20000` (median round 385 ns \
@@ -290,23 +291,48 @@ impl Run {
              every get and every return pulls across cores: the floor spreads the same \
              traffic over a semaphore and a mutex, and deadpool pays both of those and \
              more.\n\n\
+             Side by side in one process (`target/release/examples/contended_loop \
+             compare 2000`: 15 short rounds of each pool interleaved, the median of \
+             the per-round ratios to deadpool, so each ratio is taken within one \
+             phase of the VM, where the same load moves 3x with where the host places \
+             the two vCPUs), by hand on 2026-11-23, three runs: pool-core 0.81-0.83x \
+             deadpool, the semaphore+mutex floor 0.66-0.68x, and a bare tokio \
+             `Semaphore` acquire and release with no object at all 0.60-0.64x. The \
+             0.6x goal is the cost of a bare semaphore on this machine. An experiment \
+             gave each waiter a cell of its own so it collects its grant without the \
+             pool's lock (two lock acquisitions per waited get instead of three; not \
+             kept): 0.84-0.85x, no better, as the cell's own lock and reference count \
+             cost what the pool's lock saved.\n\n\
              ### The uncontended hot path\n\n\
              With every setting at its default, a get+drop is: one lock to take an idle \
              object, the no-op `recycle`, one atomic add for `metrics.recycled`, one `Arc` \
              clone for the guard; on drop one lock to put it back and the `Arc` drop. No clock \
              read, no allocation, no timer.\n\n\
-             For a steadier figure than criterion's, `cargo build --release -p benches \
-             --example get_drop_loop`, then `target/release/examples/get_drop_loop pool-core \
-             2000000` (and `deadpool`), prints the fastest of 50 batches. Measured by hand on \
-             2026-11-23 over ten interleaved runs: pool-core 34.7 ns fastest / 36.0 ns median \
-             run, deadpool 136.8 / 140.5 ns (0.26x); the engine of the first issue (commit \
-             9a8b126) 27.2 / 33.8 ns, so the features added since (maintenance, backoff, leak \
-             tracking) cost 1.06x on the median run. Not in instructions: \
-             `valgrind --tool=callgrind target/release/examples/get_drop_loop pool-core N` \
-             for N = 100000 and 200000 gave 418 instructions per get+drop before and 408 \
-             after (907 for deadpool); the difference is moves of the 16-byte guard and a \
-             larger `get` future (376 to 416 bytes), which `perf` shows as store-forwarding \
-             stalls.\n\n\
+             For a steadier figure than criterion's, `cargo build --release -p \
+             benches --example get_drop_loop`, then \
+             `target/release/examples/get_drop_loop pool-core 2000000` (and \
+             `pool-core-deadline`, `deadpool`), prints the fastest and the median of \
+             50 batches. The figure moves with the code layout of the binary it is in \
+             (the same engine measured 25 ns in a one-pool loop and 39 ns in this \
+             three-pool example), so two engines are compared only with the same loop \
+             source built against each. Done that way by hand on 2026-11-23 (a \
+             one-pool copy of this loop, ten interleaved runs on a quiet phase): the \
+             engine of the first issue (commit 9a8b126) 26.8 ns fastest batch, this \
+             engine (commit 7de57f1) 24.8 ns, 0.93x: no regression. An earlier \
+             measurement of 1.28x came from passing the guard through \
+             `std::hint::black_box`, which forces the two-word guard through the \
+             stack just after it was built in registers and stalls the reload on \
+             store forwarding (8 ns a round); the example no longer does. \
+             Instructions per get+drop (`valgrind --tool=callgrind`, N = 100000 and \
+             200000): 419 before, 394 now, 907 for deadpool.\n\n\
+             With `wait_timeout` set the same loop took 77 ns: the deadline costs a \
+             clock read and, through `tokio::time::timeout_at`, a `Sleep` (a runtime \
+             handle clone and a timer entry) for the wait and another for the \
+             recycle. The pool now arms a timer only when the bounded step actually \
+             has to wait (71 ns). A further experiment that also fixes the deadline \
+             from the clock only when the call first waits measured 35 ns with a \
+             deadline but 29 ns without (from 25), so it was not kept; that trade is \
+             the next step.\n\n\
              ### Pool call vs raw pipe\n\n\
              The first version of the pool call measured 1.20-1.21x a raw pipe in CPU time \
              (this process only, pinned). The difference was one `waitpid` system call per \
