@@ -2,11 +2,11 @@
 //!
 //! Most `get`s find an idle object and recycle it without ever returning `Pending`.
 //! `tokio::time::timeout` creates its `Sleep` up front, which costs a runtime handle
-//! clone and a timer entry per call; with `wait_timeout` set, that tripled the cost of
-//! such a `get`. Here the `Sleep` is created on the first poll that would otherwise wait.
+//! clone and a timer entry for every bounded step, waiting or not. Here the `Sleep` is
+//! created on the first poll that would otherwise wait, in place (no allocation).
 
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::task::Poll;
 
 use tokio::time::{Instant, Sleep};
@@ -16,16 +16,18 @@ use tokio::time::{Instant, Sleep};
 /// timer is created only if the future does not finish on its first poll.
 pub(crate) async fn bounded<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
     let mut future = pin!(future);
-    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    let mut timer = pin!(None::<Sleep>);
     poll_fn(|cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
         }
-        timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)))
-            .as_mut()
-            .poll(cx)
-            .map(|()| None)
+        if timer.is_none() {
+            timer.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        match timer.as_mut().as_pin_mut() {
+            Some(sleep) => sleep.poll(cx).map(|()| None),
+            None => Poll::Pending, // just set above
+        }
     })
     .await
 }
