@@ -17,70 +17,9 @@ use std::time::{Duration, Instant};
 
 use benches::harness;
 use benches::plan::{self, POOLS};
-use benches::{Bb8, Deadpool, Floor, Ours};
+use benches::subject::Subject;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
-
-/// One of the pools under test, behind a common interface.
-#[derive(Clone)]
-enum Subject {
-    Ours(pool_core::Pool<Ours>),
-    Deadpool(deadpool::managed::Pool<Deadpool>),
-    Bb8(bb8::Pool<Bb8>),
-    Floor(Floor),
-}
-
-impl Subject {
-    /// The pool named `name` (one of [`POOLS`]) with `size` objects at most.
-    fn build(name: &str, size: usize, rt: &Runtime) -> Self {
-        match name {
-            "pool-core" => Self::Ours(
-                pool_core::Pool::builder(Ours)
-                    .max_size(size)
-                    .build()
-                    .unwrap(),
-            ),
-            "deadpool" => Self::Deadpool(
-                deadpool::managed::Pool::builder(Deadpool)
-                    .max_size(size)
-                    .build()
-                    .unwrap(),
-            ),
-            "bb8" => Self::Bb8(rt.block_on(async {
-                bb8::Pool::builder()
-                    .max_size(u32::try_from(size).unwrap())
-                    .test_on_check_out(false)
-                    .build(Bb8)
-                    .await
-                    .unwrap()
-            })),
-            "semaphore+mutex" => Self::Floor(Floor::new(size)),
-            other => panic!("unknown pool {other:?}"),
-        }
-    }
-
-    /// Gets an object, awaits `hold` while holding it, and drops it.
-    async fn get_drop(&self, hold: impl Future<Output = ()>) {
-        match self {
-            Self::Ours(pool) => {
-                let object = pool.get().await.unwrap();
-                hold.await;
-                drop(object);
-            }
-            Self::Deadpool(pool) => {
-                let object = pool.get().await.unwrap();
-                hold.await;
-                drop(object);
-            }
-            Self::Bb8(pool) => {
-                let object = pool.get().await.unwrap();
-                hold.await;
-                drop(object);
-            }
-            Self::Floor(floor) => floor.get_drop(hold).await,
-        }
-    }
-}
 
 /// Times `iters` uncontended get+drop rounds in one task spawned on `rt` (so it runs on a
 /// worker thread, as a server's request handler would).

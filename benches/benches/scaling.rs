@@ -14,6 +14,7 @@
 
 use std::time::{Duration, Instant};
 
+use benches::subject::Subject;
 use benches::{Floor, Ours};
 use benches::{harness, plan};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -60,27 +61,6 @@ fn uncontended(c: &mut Criterion) {
     group.finish();
 }
 
-/// pool-core or the floor, for the contended benches.
-#[derive(Clone)]
-enum Subject {
-    Ours(Pool<Ours>),
-    Floor(Floor),
-}
-
-impl Subject {
-    /// Gets an object, holds it across one `yield_now`, and drops it.
-    async fn get_yield_drop(&self) {
-        match self {
-            Self::Ours(pool) => {
-                let object = pool.get().await.unwrap();
-                tokio::task::yield_now().await;
-                drop(object);
-            }
-            Self::Floor(floor) => floor.get_drop(tokio::task::yield_now()).await,
-        }
-    }
-}
-
 /// `scaling/contended_8_tasks_per_object/<subject>/<size>`: pool-core and the floor.
 fn contended(c: &mut Criterion) {
     let rt = harness::multi_thread_runtime();
@@ -107,7 +87,7 @@ fn time_contended(rt: &Runtime, subject: &Subject, tasks: usize, iters: u64) -> 
         let subject = subject.clone();
         async move {
             for _ in 0..per_task {
-                subject.get_yield_drop().await;
+                subject.get_drop(tokio::task::yield_now()).await;
             }
         }
     })

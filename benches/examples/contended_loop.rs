@@ -15,76 +15,26 @@
 //! moves by 3x with where the host puts the two vCPUs, and interleaving keeps each ratio
 //! within one such phase.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use benches::{Deadpool, Floor, Ours, harness};
+use benches::harness;
+use benches::subject::Subject;
 use tokio::runtime::Runtime;
-use tokio::sync::Semaphore;
 
 const TASKS: usize = 64;
 const OBJECTS: usize = 8;
 const POOLS: [&str; 4] = ["pool-core", "deadpool", "semaphore+mutex", "semaphore"];
 
-/// Every pool under test, with `OBJECTS` objects.
-#[derive(Clone)]
-struct Pools {
-    ours: pool_core::Pool<Ours>,
-    deadpool: deadpool::managed::Pool<Deadpool>,
-    floor: Floor,
-    semaphore: Arc<Semaphore>,
-}
-
-impl Pools {
-    fn new() -> Self {
-        Self {
-            ours: pool_core::Pool::builder(Ours)
-                .max_size(OBJECTS)
-                .build()
-                .unwrap(),
-            deadpool: deadpool::managed::Pool::builder(Deadpool)
-                .max_size(OBJECTS)
-                .build()
-                .unwrap(),
-            floor: Floor::new(OBJECTS),
-            semaphore: Arc::new(Semaphore::new(OBJECTS)),
-        }
-    }
-
-    async fn get_drop(&self, which: &str) {
-        let hold = tokio::task::yield_now();
-        match which {
-            "pool-core" => {
-                let object = self.ours.get().await.unwrap();
-                hold.await;
-                drop(object);
-            }
-            "deadpool" => {
-                let object = self.deadpool.get().await.unwrap();
-                hold.await;
-                drop(object);
-            }
-            "semaphore+mutex" => self.floor.get_drop(hold).await,
-            "semaphore" => {
-                let permit = self.semaphore.acquire().await.unwrap();
-                hold.await;
-                drop(permit);
-            }
-            other => panic!("unknown pool {other:?}: use one of {POOLS:?} or compare"),
-        }
-    }
-}
-
 /// Nanoseconds per get+drop of one round of `rounds` get+drops in each of `TASKS` tasks.
-fn round(rt: &Runtime, pools: &Pools, which: &'static str, rounds: u64) -> f64 {
+fn round(rt: &Runtime, subject: &Subject, rounds: u64) -> f64 {
     let start = Instant::now();
     rt.block_on(async {
         let tasks: Vec<_> = (0..TASKS)
             .map(|_| {
-                let pools = pools.clone();
+                let subject = subject.clone();
                 tokio::spawn(async move {
                     for _ in 0..rounds {
-                        pools.get_drop(which).await;
+                        subject.get_drop(tokio::task::yield_now()).await;
                     }
                 })
             })
@@ -105,18 +55,20 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "pool-core".into());
     let rt = harness::multi_thread_runtime();
-    let pools = Pools::new();
     if which == "compare" {
         let rounds: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(2_000);
+        let subjects: Vec<_> = POOLS
+            .iter()
+            .map(|pool| Subject::build(pool, OBJECTS, &rt))
+            .collect();
         let mut times = vec![Vec::new(); POOLS.len()];
         for _ in 0..15 {
-            for (pool, times) in POOLS.iter().zip(&mut times) {
-                times.push(round(&rt, &pools, pool, rounds));
+            for (subject, times) in subjects.iter().zip(&mut times) {
+                times.push(round(&rt, subject, rounds));
             }
         }
-        let times_of = times.clone();
+        let deadpool = &times[1];
         for (pool, times) in POOLS.iter().zip(&times) {
-            let deadpool = &times_of[1];
             let mut ratios: Vec<f64> = times.iter().zip(deadpool).map(|(t, d)| t / d).collect();
             let mut own = times.clone();
             println!(
@@ -132,8 +84,9 @@ fn main() {
         .find(|pool| *pool == which)
         .unwrap_or_else(|| panic!("unknown pool {which:?}: use one of {POOLS:?} or compare"));
     let rounds: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    let subject = Subject::build(pool, OBJECTS, &rt);
     for n in 0..5 {
-        let ns = round(&rt, &pools, pool, rounds);
+        let ns = round(&rt, &subject, rounds);
         println!("{pool} round {n}: {ns:.1} ns per get+drop");
     }
 }

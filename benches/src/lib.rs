@@ -16,6 +16,7 @@ pub mod load;
 pub mod machine;
 pub mod pipe_cpu;
 pub mod plan;
+pub mod subject;
 pub mod workers;
 
 /// pool-core's no-op manager.
