@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use pool_core::{PoolError, TimeoutKind};
 use subprocess_pool::{CommandError, CommandOutput, CommandPool, CommandSpec, DEFAULT_MAX_OUTPUT};
-use support::{baseline_fds, eventually, open_fds, remaining_in_group, zombie_children};
+use support::{baseline_fds, eventually, group_gone, open_fds, zombie_children};
 
 static PROCESSES: RwLock<()> = RwLock::new(());
 
@@ -267,10 +267,7 @@ fn a_timeout_kills_the_whole_group_and_is_an_error_with_the_output_so_far() {
             }
         }
         let group = group.expect("the shell printed its pid before its timeout");
-        eventually("the command's whole group to be gone", || {
-            remaining_in_group(group).is_empty()
-        })
-        .await;
+        group_gone("the command's whole group to be gone", group).await;
         assert_eq!(pool.status().in_use, 0);
     });
 }
@@ -283,10 +280,7 @@ fn a_grandchild_holding_the_pipes_cannot_hang_a_run_and_is_killed() {
         assert!(out.status.success());
         let group = printed_group(&out.stdout).expect("the shell printed its pid");
         assert_eq!(out.stdout, format!("{group}\n").as_bytes());
-        eventually("the grandchild to be killed", || {
-            remaining_in_group(group).is_empty()
-        })
-        .await;
+        group_gone("the grandchild to be killed", group).await;
     });
 }
 
@@ -490,10 +484,7 @@ fn a_dropped_run_kills_its_command_group() {
         // The run future is dropped here, with its command still running.
         std::fs::remove_file(&file).unwrap();
         assert_eq!(pool.status().in_use, 0);
-        eventually("the command's group to be gone", || {
-            remaining_in_group(group).is_empty()
-        })
-        .await;
+        group_gone("the command's group to be gone", group).await;
     });
 }
 

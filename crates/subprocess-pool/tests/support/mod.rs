@@ -104,6 +104,11 @@ pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     panic!("gave up after 5 s waiting for {what}");
 }
 
+/// Waits (as [`eventually`]) until no process is left in process group `pgid`.
+pub(crate) async fn group_gone(what: &str, pgid: u32) {
+    eventually(what, || remaining_in_group(pgid).is_empty()).await;
+}
+
 /// A `sh` worker speaking lines: echoes each line, except commands:
 /// `sleep` (sleeps 30 s), `exit N` (says "dying" on stderr, exits N), `garbage` (invalid
 /// UTF-8), `big` (2 MB without a newline), `noisy` (1 MiB on stderr, then echoes),
