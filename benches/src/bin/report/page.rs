@@ -315,24 +315,28 @@ impl Run {
              50 batches. The figure moves with the code layout of the binary it is in \
              (the same engine measured 25 ns in a one-pool loop and 39 ns in this \
              three-pool example), so two engines are compared only with the same loop \
-             source built against each. Done that way by hand on 2026-11-23 (a \
-             one-pool copy of this loop, ten interleaved runs on a quiet phase): the \
-             engine of the first issue (commit 9a8b126) 26.8 ns fastest batch, this \
-             engine (commit 7de57f1) 24.8 ns, 0.93x: no regression. An earlier \
+             source built against each: `benches/compare_engines.sh 9a8b126` builds \
+             `examples/same_source_get_drop.rs` against that commit and against the \
+             working tree and runs them interleaved ten times. By hand on 2026-11-23 \
+             on a quiet phase: the engine of the first issue (commit 9a8b126) 26.8 ns \
+             fastest batch, this engine 25.9 ns, 0.97x: no regression. An earlier \
              measurement of 1.28x came from passing the guard through \
              `std::hint::black_box`, which forces the two-word guard through the \
              stack just after it was built in registers and stalls the reload on \
              store forwarding (8 ns a round); the example no longer does. \
-             Instructions per get+drop (`valgrind --tool=callgrind`, N = 100000 and \
-             200000): 419 before, 394 now, 907 for deadpool.\n\n\
+             Instructions per get+drop, the difference between N = 200000 and N = \
+             100000 under `valgrind --tool=callgrind` divided by 100000: 406 for \
+             `target/release/examples/same_source_get_drop N`, 901 for \
+             `target/release/examples/get_drop_loop deadpool N`.\n\n\
              With `wait_timeout` set the same loop took 77 ns: the deadline costs a \
              clock read and, through `tokio::time::timeout_at`, a `Sleep` (a runtime \
              handle clone and a timer entry) for the wait and another for the \
              recycle. The pool now arms a timer only when the bounded step actually \
-             has to wait (71 ns). A further experiment that also fixes the deadline \
-             from the clock only when the call first waits measured 35 ns with a \
-             deadline but 29 ns without (from 25), so it was not kept; that trade is \
-             the next step.\n\n\
+             has to wait: `benches/compare_engines.sh 7de57f1 deadline` gave 76.5 ns \
+             before and 70.5 ns after (fastest batches). A further experiment that \
+             also fixes the deadline from the clock only when the call first waits \
+             measured 35 ns with a deadline but 29 ns without (from 25), so it was \
+             not kept; that trade is the next step.\n\n\
              ### Pool call vs raw pipe\n\n\
              The first version of the pool call measured 1.20-1.21x a raw pipe in CPU time \
              (this process only, pinned). The difference was one `waitpid` system call per \
