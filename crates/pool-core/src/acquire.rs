@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -297,7 +296,7 @@ impl<M: Manager> Shared<M> {
         }
         match checkout.release() {
             Some(entry) => {
-                self.recycled.fetch_add(1, Ordering::Relaxed);
+                self.recycled.increment();
                 Ready::Object(entry)
             }
             None => Ready::Rejected { kept_slot: false },

@@ -75,6 +75,7 @@ mod shared;
 mod shutdown;
 mod state;
 mod status;
+mod striped;
 mod timer;
 mod waiters;
 

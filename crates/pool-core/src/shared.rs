@@ -1,7 +1,7 @@
 //! The state every handle, guard and background task of one pool shares.
 
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use crate::metrics::DestroyReason;
 use crate::object::Object;
 use crate::random;
 use crate::state::{AfterUnlock, State};
+use crate::striped::StripedCounter;
 
 /// How long a background hook may run when `recycle_timeout` is unset.
 const DEFAULT_BACKGROUND_BOUND: Duration = Duration::from_secs(30);
@@ -38,7 +39,7 @@ pub(crate) struct Shared<M: Manager> {
     /// Live `Pool` handles; the last one dropped closes the pool.
     pub(crate) handles: AtomicUsize,
     /// Successful recycles: counted where they happen, outside the lock.
-    pub(crate) recycled: AtomicU64,
+    pub(crate) recycled: StripedCounter,
     /// Signalled when objects come back, creates end or destroys finish: what `shutdown`
     /// and a filling build wait for.
     pub(crate) changed: Notify,
@@ -59,7 +60,7 @@ impl<M: Manager> Shared<M> {
             state: Mutex::new(State::new(&config)),
             runtime: OnceLock::new(),
             handles: AtomicUsize::new(1),
-            recycled: AtomicU64::new(0),
+            recycled: StripedCounter::new(),
             changed: Notify::new(),
             maintenance_signal: Arc::new(Notify::new()),
             wants_maintenance: crate::maintenance::needed(&config),
@@ -339,7 +340,7 @@ impl<M: Manager> Shared<M> {
     /// Counters since build, as one snapshot.
     pub(crate) fn metrics(&self) -> crate::metrics::Metrics {
         let mut metrics = self.lock().metrics();
-        metrics.recycled = self.recycled.load(Ordering::Relaxed);
+        metrics.recycled = self.recycled.sum();
         metrics
     }
 

@@ -1,0 +1,90 @@
+//! A counter that many threads bump without sharing a cache line.
+//!
+//! A successful recycle is counted outside the pool's lock (counting it under the lock
+//! would take the lock a second time per `get`). One shared atomic for that is one more
+//! cache line that every `get` on every core writes: on two cores contending for a pool it
+//! cost about 15% of a get+drop (`contended_loop compare 2000 short`). Each thread adds to
+//! a stripe of its own instead, and a reader sums the stripes.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Stripes per counter: enough for the worker threads of a typical runtime to each have
+/// one; threads beyond that share, which stays correct and only costs speed.
+const STRIPES: usize = 16;
+
+/// One stripe, alone on its cache line (128 bytes: adjacent-line prefetchers pull lines in
+/// pairs).
+#[repr(align(128))]
+#[derive(Default)]
+struct Stripe(AtomicU64);
+
+/// A monotonic counter striped over cache lines.
+pub(crate) struct StripedCounter {
+    stripes: Box<[Stripe; STRIPES]>,
+}
+
+impl StripedCounter {
+    pub(crate) fn new() -> Self {
+        Self {
+            stripes: Box::default(),
+        }
+    }
+
+    /// Adds one, on this thread's stripe.
+    #[inline]
+    pub(crate) fn increment(&self) {
+        self.stripes[stripe_of_this_thread()]
+            .0
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The total so far. Increments that happen-before this call are all counted.
+    pub(crate) fn sum(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|stripe| stripe.0.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// This thread's stripe: threads are numbered as they first count, so the worker threads
+/// of one runtime get distinct stripes.
+#[inline]
+fn stripe_of_this_thread() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|stripe| *stripe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn counts_from_many_threads_add_up() {
+        let counter = Arc::new(StripedCounter::new());
+        let threads: Vec<_> = (0..40)
+            .map(|_| {
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        counter.increment();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(counter.sum(), 40_000);
+    }
+
+    #[test]
+    fn stripes_sit_on_cache_lines_of_their_own() {
+        assert_eq!(std::mem::align_of::<Stripe>(), 128);
+        assert_eq!(std::mem::size_of::<Stripe>(), 128);
+    }
+}
