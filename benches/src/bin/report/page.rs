@@ -303,9 +303,33 @@ impl Run {
              pool's lock (two lock acquisitions per waited get instead of three; not \
              kept): 0.84-0.85x, no better, as the cell's own lock and reference count \
              cost what the pool's lock saved.\n\n\
+             ### Two cores on one pool\n\n\
+             The short-hold variant (the last get+drop table) is where pool-core's own \
+             costs show: nobody queues, and the two worker threads take turns on the \
+             pool. `contended_loop` runs that load with a third argument, `short`. Two \
+             shared cache lines that every get wrote are gone: successful recycles are \
+             counted on a stripe per thread instead of one atomic (`src/striped.rs`), \
+             and the `Arc`'s counts, the locked state and the fields every get only \
+             reads sit on separate cache lines. Five to six interleaved runs of each \
+             build (`contended_loop pool-core 2000 short`), by hand on 2026-11-23: \
+             181.1 ns per get+drop before, 162.7 ns with the striped counter, 146.0 ns \
+             with the lines apart (153.2 ns with no counting at all, as a bound); the \
+             hold-across-yield load moved from 391.7 to 366.6 ns. Putting the hot state \
+             fields on one pair of lines (`repr(C)`) made no difference and was not \
+             kept. `contended_loop compare 2000 short` right after: pool-core 0.61x \
+             deadpool, the floor 0.38x, a bare semaphore 0.36-0.37x. What is left is \
+             the lock word moving between the cores twice per get+drop (which the floor \
+             pays too), the guard's `Arc` clone and drop (29% of the `get` future's own \
+             samples in `perf`), and the entry's cache line, which a caller using its \
+             object would pull anyway. The `Arc` clone would go if each entry carried \
+             the pool's `Arc` for its whole life, but a return borrows the pool through \
+             the entry it is moving onto the idle list, which safe Rust cannot express \
+             without a second reference: that needs `unsafe`, left for the same small \
+             module as an intrusive waiter list.\n\n\
              ### The uncontended hot path\n\n\
              With every setting at its default, a get+drop is: one lock to take an idle \
-             object, the no-op `recycle`, one atomic add for `metrics.recycled`, one `Arc` \
+             object, the no-op `recycle`, one atomic add on this thread's stripe of \
+             `metrics.recycled`, one `Arc` \
              clone for the guard; on drop one lock to put it back and the `Arc` drop. No clock \
              read, no allocation, no timer.\n\n\
              For a steadier figure than criterion's, `cargo build --release -p \
