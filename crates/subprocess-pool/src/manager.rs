@@ -9,7 +9,9 @@ use crate::spec::WorkerSpec;
 
 /// The [`pool_core::Manager`] of [`Runner`]s: create spawns a worker and waits until it is
 /// ready; recycle makes sure it is alive (trusting one that answered within the last
-/// 250 ms, to spare a system call per call) and within its request and age limits; the health
+/// 250 ms, to spare a system call per call, unless it closed its stdout), has written
+/// nothing since its last answer (output nobody asked for would be taken for the next
+/// caller's answer, so such a worker is retired) and is within its request and age limits; the health
 /// check does too and, when a ping is set, sends it and expects an answer; a runner
 /// poisoned by a failed call, or spent, is broken; destroy closes its stdin, waits
 /// `kill_grace`, then kills and reaps its process group.
@@ -64,7 +66,8 @@ impl<P: Protocol> Manager for RunnerManager<P> {
     }
 
     async fn recycle(&self, runner: &mut Runner<P>, _: &ObjectMeta) -> Result<(), RunnerError> {
-        check(runner, Runner::is_probably_alive)
+        check(runner, Runner::is_probably_alive)?;
+        runner.check_idle_output().await
     }
 
     async fn health_check(

@@ -1,17 +1,20 @@
 //! One live worker process.
 
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::RunnerError;
 use crate::process_group::kill_group;
-use crate::protocol::Protocol;
+use crate::protocol::{Protocol, ProtocolError};
 use crate::spec::WorkerSpec;
 use crate::stderr::StderrTail;
 
@@ -19,6 +22,8 @@ use crate::stderr::StderrTail;
 const MAX_STARTUP_LINE: usize = 1024 * 1024;
 /// How long to wait for the last of a dead worker's stderr.
 const STDERR_SETTLE: Duration = Duration::from_millis(200);
+/// How much of an unasked-for output an error quotes.
+const QUOTED_OUTPUT: usize = 80;
 /// A worker seen alive this recently (an answered call, a check) is not asked again: asking
 /// costs a `waitpid` system call, as much as the rest of a call's overhead.
 const ALIVE_BYPASS: Duration = Duration::from_millis(250);
@@ -64,6 +69,8 @@ pub struct Runner<P: Protocol> {
     kill_grace: Duration,
     poisoned: bool,
     reaped: bool,
+    /// Stdout was found silent since the last response, so a call need not look again.
+    looked_since_response: bool,
 }
 
 impl<P: Protocol> Runner<P> {
@@ -105,6 +112,7 @@ impl<P: Protocol> Runner<P> {
             kill_grace: spec.kill_grace,
             poisoned: false,
             reaped: false,
+            looked_since_response: false,
         };
         if let Some(line) = &spec.ready_line {
             let ready = tokio::time::timeout(spec.startup_timeout, runner.skip_to_line(line)).await;
@@ -129,10 +137,21 @@ impl<P: Protocol> Runner<P> {
     /// A request the protocol refuses (a newline under `Lines`, an oversize frame) fails
     /// before anything is written and leaves the runner usable. Any other failure (a
     /// timeout, the worker exiting, garbage on stdout) poisons the runner; so does
-    /// dropping this future before it completes.
+    /// dropping this future before it completes. So does output nobody asked for: bytes
+    /// the worker wrote after its last response and before this request, or after this
+    /// request's response (a second line, say), fail the call with
+    /// [`ProtocolError::Malformed`] quoting them, because which answer belongs to which
+    /// request can no longer be told.
     pub async fn call(&mut self, request: P::Request) -> Result<P::Response, RunnerError> {
         if self.poisoned {
             return Err(RunnerError::Poisoned);
+        }
+        // A pool has just looked (`check_idle_output`); a runner used on its own looks now.
+        if !std::mem::take(&mut self.looked_since_response)
+            && self.listen().await == Stdout::Unasked
+        {
+            self.poisoned = true;
+            return Err(self.unasked_output("before this request"));
         }
         let request_id = self.protocol.request_id(&request);
         self.write_buf.clear();
@@ -172,6 +191,10 @@ impl<P: Protocol> Runner<P> {
         loop {
             if let Some(response) = self.codec.decode(&mut self.read_buf)? {
                 self.protocol.check_response(request_id, &response)?;
+                if !self.read_buf.is_empty() {
+                    // Which of the two is this request's answer cannot be told.
+                    return Err(self.unasked_output("after its response to this request"));
+                }
                 return Ok(response);
             }
             self.read_buf.reserve(8 * 1024);
@@ -180,6 +203,64 @@ impl<P: Protocol> Runner<P> {
                 Ok(_) => {}
                 Err(error) => return Err(RunnerError::Io(error)),
             }
+        }
+    }
+
+    /// Reads, without waiting, whatever the worker wrote since its last response. A worker
+    /// answering one request with one response is silent until it gets the next request,
+    /// so output now (a second line, a stray print) would be taken for the next caller's
+    /// answer.
+    async fn listen(&mut self) -> Stdout {
+        if !self.read_buf.is_empty() {
+            return Stdout::Unasked;
+        }
+        let stdout = &mut self.stdout;
+        let read_buf = &mut self.read_buf;
+        poll_fn(|cx| {
+            let mut scratch = [0u8; 512];
+            let mut buf = ReadBuf::new(&mut scratch);
+            Poll::Ready(match Pin::new(&mut *stdout).poll_read(cx, &mut buf) {
+                Poll::Pending => Stdout::Silent,
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => Stdout::Closed,
+                Poll::Ready(Ok(())) => {
+                    read_buf.extend_from_slice(buf.filled());
+                    Stdout::Unasked
+                }
+                // The call's own read meets the error again and reports it.
+                Poll::Ready(Err(_)) => Stdout::Silent,
+            })
+        })
+        .await
+    }
+
+    /// The error for output nobody asked for (now in `read_buf`), quoting its start.
+    fn unasked_output(&self, when: &str) -> RunnerError {
+        let quoted = &self.read_buf[..self.read_buf.len().min(QUOTED_OUTPUT)];
+        ProtocolError::Malformed(format!(
+            "the worker wrote {} bytes nobody asked for {when}, starting {:?}; its answers \
+             can no longer be matched to requests, so it is not used again",
+            self.read_buf.len(),
+            String::from_utf8_lossy(quoted),
+        ))
+        .into()
+    }
+
+    /// Checks an idle worker before it is lent: it must not have written anything since its
+    /// last response, nor closed its stdout (it is exiting). Output poisons it.
+    pub(crate) async fn check_idle_output(&mut self) -> Result<(), RunnerError> {
+        match self.listen().await {
+            Stdout::Silent => {
+                self.looked_since_response = true;
+                Ok(())
+            }
+            Stdout::Unasked => {
+                self.poisoned = true;
+                Err(self.unasked_output("while idle"))
+            }
+            Stdout::Closed => Err(RunnerError::Startup {
+                reason: "the idle worker closed its stdout".into(),
+                stderr: String::new(),
+            }),
         }
     }
 
@@ -336,6 +417,17 @@ impl<P: Protocol> std::fmt::Debug for Runner<P> {
             .field("poisoned", &self.poisoned)
             .finish_non_exhaustive()
     }
+}
+
+/// What a look at an idle worker's stdout found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stdout {
+    /// Nothing to read: as it should be.
+    Silent,
+    /// Bytes nobody asked for, now buffered.
+    Unasked,
+    /// End of file: the worker closed its stdout, so it is exiting.
+    Closed,
 }
 
 /// `limit` shortened by a random 0-5%, at least 1.

@@ -9,13 +9,13 @@
 mod support;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use pool_core::{PoolError, TimeoutKind};
 use subprocess_pool::{CommandError, CommandOutput, CommandPool, CommandSpec, DEFAULT_MAX_OUTPUT};
-use support::{baseline_fds, eventually, group_gone, open_fds, zombie_children};
+use support::{baseline_fds, eventually, group_gone, open_fds, temp_path, zombie_children};
 
 static PROCESSES: RwLock<()> = RwLock::new(());
 
@@ -66,11 +66,6 @@ fn printed_group(stdout: &[u8]) -> Option<u32> {
         .next()?
         .parse()
         .ok()
-}
-
-/// A path under the temp dir unique to this test process.
-fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("subprocess-pool-{name}-{}", std::process::id()))
 }
 
 /// Waits until a command wrote its pid (its process group id) into `file`.

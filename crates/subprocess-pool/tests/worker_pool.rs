@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pool_core::PoolError;
 use subprocess_pool::protocol::Lines;
-use subprocess_pool::{CallError, ProtocolError, RunnerError, SubprocessPool, WorkerSpec};
+use subprocess_pool::{CallError, ProtocolError, Runner, RunnerError, SubprocessPool, WorkerSpec};
 use support::{SH_WORKER, eventually, group_members, pool_of, some_worker_pid};
 
 fn sh_worker() -> WorkerSpec {
@@ -83,6 +83,65 @@ async fn garbage_on_stdout_is_a_protocol_error_and_the_pool_keeps_serving() {
         "{error}"
     );
     assert_eq!(pool.call("next".into()).await.unwrap(), "next");
+}
+
+#[tokio::test]
+async fn a_worker_answering_one_request_twice_fails_that_call_and_is_not_used_again() {
+    let pool = pool_of(sh_worker(), 1);
+    let error = worker_error(pool.call("twice".into()).await);
+    let message = error.to_string();
+    assert!(
+        matches!(error, RunnerError::Protocol(ProtocolError::Malformed(_))),
+        "{message}"
+    );
+    assert!(message.contains("nobody asked for"), "{message}");
+    assert!(message.contains("twice again"), "{message}");
+    // Its second line must not become the next caller's answer.
+    assert_eq!(pool.call("next".into()).await.unwrap(), "next");
+    assert_eq!(pool.metrics().created, 2);
+}
+
+#[tokio::test]
+async fn output_an_idle_worker_writes_unasked_retires_it_before_the_next_caller() {
+    let pool = pool_of(sh_worker(), 1);
+    let marker = support::temp_path("stray-written");
+    let request = format!("stray {}", marker.display());
+    assert_eq!(pool.call(request).await.unwrap(), "stray");
+    eventually("the idle worker to write its unasked line", || {
+        marker.exists()
+    })
+    .await;
+    // The next caller gets its own answer from a fresh worker, not "unasked", and no error.
+    assert_eq!(pool.call("next".into()).await.unwrap(), "next");
+    assert_eq!(pool.metrics().created, 2);
+    assert_eq!(pool.metrics().destroyed_by.recycle_failed, 1);
+}
+
+#[tokio::test]
+async fn a_worker_that_quit_while_idle_is_replaced_without_failing_a_call() {
+    let pool = pool_of(sh_worker(), 1);
+    let marker = support::temp_path("quit");
+    let request = format!("quit {}", marker.display());
+    assert_eq!(pool.call(request).await.unwrap(), "quit");
+    eventually("the idle worker to close its stdout", || marker.exists()).await;
+    // Within the 250 ms in which a worker that just answered is trusted to be alive, its
+    // closed stdout still gives it away.
+    assert_eq!(pool.call("next".into()).await.unwrap(), "next");
+    assert_eq!(pool.metrics().created, 2);
+}
+
+#[tokio::test]
+async fn a_runner_refuses_a_call_after_output_nobody_asked_for() {
+    let mut runner = Runner::spawn(&sh_worker(), Lines::default()).await.unwrap();
+    let marker = support::temp_path("stray-runner");
+    let request = format!("stray {}", marker.display());
+    assert_eq!(runner.call(request).await.unwrap(), "stray");
+    eventually("the worker to write its unasked line", || marker.exists()).await;
+    let message = runner.call("next".into()).await.unwrap_err().to_string();
+    assert!(message.contains("before this request"), "{message}");
+    assert!(message.contains("unasked"), "{message}");
+    assert!(runner.is_poisoned());
+    runner.shutdown().await;
 }
 
 #[tokio::test]

@@ -92,6 +92,11 @@ pub(crate) async fn baseline_fds() -> usize {
     open_fds()
 }
 
+/// A path under the temp dir unique to this test process (and to `name` within it).
+pub(crate) fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("subprocess-pool-{name}-{}", std::process::id()))
+}
+
 /// Waits (real time, up to 5 s, generous for a loaded CI machine) until `done` holds;
 /// panics naming `what` otherwise.
 pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
@@ -112,7 +117,10 @@ pub(crate) async fn group_gone(what: &str, pgid: u32) {
 /// A `sh` worker speaking lines: echoes each line, except commands:
 /// `sleep` (sleeps 30 s), `exit N` (says "dying" on stderr, exits N), `garbage` (invalid
 /// UTF-8), `big` (2 MB without a newline), `noisy` (1 MiB on stderr, then echoes),
-/// `orphan` (leaves a grandchild holding stdout and exits), `slow` (0.3 s, then echoes).
+/// `orphan` (leaves a grandchild holding stdout and exits), `slow` (0.3 s, then echoes),
+/// `twice` (two lines in one write), `stray FILE` (answers, then 0.1 s later writes a line
+/// nobody asked for and creates FILE), `quit FILE` (answers, closes stdout, creates FILE,
+/// exits).
 pub(crate) const SH_WORKER: &str = r#"
 while IFS= read -r line; do
   case "$line" in
@@ -123,6 +131,9 @@ while IFS= read -r line; do
     noisy) head -c 1048576 /dev/zero >&2; echo "$line" ;;
     orphan) sleep 30 & exit 0 ;;
     slow) sleep 0.3; echo "$line" ;;
+    twice) printf 'twice\ntwice again\n' ;;
+    "stray "*) echo stray; sleep 0.1; echo "unasked"; touch "${line#stray }" ;;
+    "quit "*) echo quit; exec 1>&-; touch "${line#quit }"; exit 0 ;;
     *) echo "$line" ;;
   esac
 done
