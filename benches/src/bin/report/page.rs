@@ -326,6 +326,12 @@ impl Run {
              the entry it is moving onto the idle list, which safe Rust cannot express \
              without a second reference: that needs `unsafe`, left for the same small \
              module as an intrusive waiter list.\n\n\
+             The pool's lock itself is `parking_lot`'s rather than std's (the same \
+             alternated A/B, by hand on 2026-11-23): uncontended 26.0-26.2 to 24.7-24.9 ns \
+             (`benches/compare_engines.sh`), the short hold 433.9 to 349.6 ns in a slow \
+             phase of the host, the hold across a yield 340 to 324-330 ns in a fast phase \
+             and about 1,250 to 1,110 ns in a slow one; `contended_loop compare 2000` in \
+             the same phase, 0.93x to 0.88x deadpool (fast) and 1.20x to 1.02x (slow).\n\n\
              ### The uncontended hot path\n\n\
              With every setting at its default, a get+drop is: one lock to take an idle \
              object, the no-op `recycle`, one atomic add on this thread's stripe of \
