@@ -68,7 +68,14 @@ async fn a_thousand_tasks_never_share_an_object_or_exceed_four() {
     let status = pool.status();
     assert!(status.size <= MAX_SIZE, "{status:?}");
     assert_eq!((status.in_use, status.waiting), (0, 0));
-    assert!(pool.metrics().created <= MAX_SIZE as u64);
+    let metrics = pool.metrics();
+    assert!(metrics.created <= MAX_SIZE as u64);
+    // Recycles are counted per thread and summed: none may be lost or counted twice.
+    assert_eq!(
+        metrics.created + metrics.recycled,
+        TASKS as u64,
+        "every get either created or recycled: {metrics:?}"
+    );
     shut_down_and_check(pool, &probe, &[]).await;
 }
 
