@@ -14,6 +14,37 @@ fn sh_worker() -> WorkerSpec {
     WorkerSpec::new("sh").args(["-c", SH_WORKER])
 }
 
+/// A `SH_WORKER` command that does something after answering (`stray`: writes a line
+/// nobody asked for; `quit`: closes stdout and exits), then creates a marker file.
+struct AfterAnswer {
+    command: &'static str,
+    marker: std::path::PathBuf,
+}
+
+impl AfterAnswer {
+    /// `command`, with a marker file of its own (`test` tells apart tests sending the
+    /// same command).
+    fn new(command: &'static str, test: &str) -> Self {
+        let marker = support::temp_path(&format!("{command}-{test}"));
+        let _ = std::fs::remove_file(&marker);
+        Self { command, marker }
+    }
+
+    fn request(&self) -> String {
+        format!("{} {}", self.command, self.marker.display())
+    }
+
+    /// Waits until the worker has done it.
+    async fn done(self) {
+        eventually(
+            &format!("the worker's {} after answering", self.command),
+            || self.marker.exists(),
+        )
+        .await;
+        let _ = std::fs::remove_file(&self.marker);
+    }
+}
+
 fn worker_error(result: Result<String, CallError>) -> RunnerError {
     match result {
         Err(CallError::Worker(error)) => error,
@@ -104,13 +135,9 @@ async fn a_worker_answering_one_request_twice_fails_that_call_and_is_not_used_ag
 #[tokio::test]
 async fn output_an_idle_worker_writes_unasked_retires_it_before_the_next_caller() {
     let pool = pool_of(sh_worker(), 1);
-    let marker = support::temp_path("stray-written");
-    let request = format!("stray {}", marker.display());
-    assert_eq!(pool.call(request).await.unwrap(), "stray");
-    eventually("the idle worker to write its unasked line", || {
-        marker.exists()
-    })
-    .await;
+    let act = AfterAnswer::new("stray", "pool");
+    assert_eq!(pool.call(act.request()).await.unwrap(), "stray");
+    act.done().await;
     // The next caller gets its own answer from a fresh worker, not "unasked", and no error.
     assert_eq!(pool.call("next".into()).await.unwrap(), "next");
     assert_eq!(pool.metrics().created, 2);
@@ -120,10 +147,9 @@ async fn output_an_idle_worker_writes_unasked_retires_it_before_the_next_caller(
 #[tokio::test]
 async fn a_worker_that_quit_while_idle_is_replaced_without_failing_a_call() {
     let pool = pool_of(sh_worker(), 1);
-    let marker = support::temp_path("quit");
-    let request = format!("quit {}", marker.display());
-    assert_eq!(pool.call(request).await.unwrap(), "quit");
-    eventually("the idle worker to close its stdout", || marker.exists()).await;
+    let act = AfterAnswer::new("quit", "pool");
+    assert_eq!(pool.call(act.request()).await.unwrap(), "quit");
+    act.done().await;
     // Within the 250 ms in which a worker that just answered is trusted to be alive, its
     // closed stdout still gives it away.
     assert_eq!(pool.call("next".into()).await.unwrap(), "next");
@@ -133,10 +159,9 @@ async fn a_worker_that_quit_while_idle_is_replaced_without_failing_a_call() {
 #[tokio::test]
 async fn a_runner_refuses_a_call_after_output_nobody_asked_for() {
     let mut runner = Runner::spawn(&sh_worker(), Lines::default()).await.unwrap();
-    let marker = support::temp_path("stray-runner");
-    let request = format!("stray {}", marker.display());
-    assert_eq!(runner.call(request).await.unwrap(), "stray");
-    eventually("the worker to write its unasked line", || marker.exists()).await;
+    let act = AfterAnswer::new("stray", "runner");
+    assert_eq!(runner.call(act.request()).await.unwrap(), "stray");
+    act.done().await;
     let message = runner.call("next".into()).await.unwrap_err().to_string();
     assert!(message.contains("before this request"), "{message}");
     assert!(message.contains("unasked"), "{message}");
