@@ -302,7 +302,11 @@ impl Run {
              gave each waiter a cell of its own so it collects its grant without the \
              pool's lock (two lock acquisitions per waited get instead of three; not \
              kept): 0.84-0.85x, no better, as the cell's own lock and reference count \
-             cost what the pool's lock saved.\n\n\
+             cost what the pool's lock saved. Later the same day, after the changes \
+             below and in another phase of the host: pool-core 0.87-0.88x, the floor \
+             0.80x, the bare semaphore 0.70x. The ratios to deadpool move with the \
+             phase too, so pool-core is judged against the floor and the bare \
+             semaphore measured beside it.\n\n\
              ### Two cores on one pool\n\n\
              The short-hold variant (the last get+drop table) is where pool-core's own \
              costs show: nobody queues, and the two worker threads take turns on the \
