@@ -237,8 +237,9 @@ impl<P: Protocol> Runner<P> {
     fn unasked_output(&self, when: &str) -> RunnerError {
         let quoted = &self.read_buf[..self.read_buf.len().min(QUOTED_OUTPUT)];
         ProtocolError::Malformed(format!(
-            "the worker wrote {} bytes nobody asked for {when}, starting {:?}; its answers \
-             can no longer be matched to requests, so it is not used again",
+            "the worker wrote output nobody asked for {when} ({} bytes read so far, \
+             starting {:?}); its answers can no longer be matched to requests, so it is \
+             not used again",
             self.read_buf.len(),
             String::from_utf8_lossy(quoted),
         ))
