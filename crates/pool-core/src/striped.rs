@@ -47,8 +47,8 @@ impl StripedCounter {
     }
 }
 
-/// This thread's stripe: threads are numbered as they first count, so the worker threads
-/// of one runtime get distinct stripes.
+/// This thread's stripe: threads are numbered as they first count, so the first sixteen
+/// threads of the process to count get distinct stripes (a runtime's workers, typically).
 #[inline]
 fn stripe_of_this_thread() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);

@@ -10,9 +10,10 @@ use crate::spec::WorkerSpec;
 /// The [`pool_core::Manager`] of [`Runner`]s: create spawns a worker and waits until it is
 /// ready; recycle makes sure it is alive (trusting one that answered within the last
 /// 250 ms, to spare a system call per call, unless it closed its stdout), has written
-/// nothing since its last answer (output nobody asked for would be taken for the next
-/// caller's answer, so such a worker is retired) and is within its request and age limits; the health
-/// check does too and, when a ping is set, sends it and expects an answer; a runner
+/// nothing since its last answer (output already written by then would be taken for the
+/// next caller's answer, so such a worker is retired) and is within its request and age
+/// limits; the health check does too and, when a ping is set, sends it and expects an
+/// answer; a runner
 /// poisoned by a failed call, or spent, is broken; destroy closes its stdin, waits
 /// `kill_grace`, then kills and reaps its process group.
 pub struct RunnerManager<P: Protocol> {
@@ -67,7 +68,7 @@ impl<P: Protocol> Manager for RunnerManager<P> {
 
     async fn recycle(&self, runner: &mut Runner<P>, _: &ObjectMeta) -> Result<(), RunnerError> {
         check(runner, Runner::is_probably_alive)?;
-        runner.check_idle_output().await
+        runner.check_idle_output()
     }
 
     async fn health_check(
@@ -76,6 +77,7 @@ impl<P: Protocol> Manager for RunnerManager<P> {
         _: &ObjectMeta,
     ) -> Result<(), RunnerError> {
         check(runner, Runner::is_alive)?;
+        runner.check_idle_output()?;
         if let Some(ping) = &self.ping {
             runner.call(ping()).await?;
         }

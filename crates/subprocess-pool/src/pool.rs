@@ -94,7 +94,8 @@ impl<P: Protocol> SubprocessPool<P> {
         let get = self.pool.get();
         async move {
             let mut runner = get.await?;
-            Ok(runner.call(request).await?)
+            // Fresh from `recycle`, which looked at its stdout just now.
+            Ok(runner.call_just_checked(request).await?)
         }
     }
 

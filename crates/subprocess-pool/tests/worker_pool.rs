@@ -251,6 +251,22 @@ async fn a_worker_that_never_becomes_ready_gives_a_startup_error() {
 }
 
 #[tokio::test]
+async fn output_after_the_ready_line_is_a_startup_error_not_a_first_answer() {
+    // One write, so the banner arrives with the ready line.
+    let script = "printf 'READY\\nbanner\\n'; while IFS= read -r l; do echo \"$l\"; done";
+    let spec = WorkerSpec::new("sh")
+        .args(["-c", script])
+        .ready_line("READY");
+    let pool = pool_of(spec, 1);
+    let message = match pool.call("x".into()).await {
+        Err(CallError::Pool(PoolError::Backend(error))) => error.to_string(),
+        other => panic!("expected a startup error, got {other:?}"),
+    };
+    assert!(message.contains("after its ready line"), "{message}");
+    assert!(message.contains("banner"), "{message}");
+}
+
+#[tokio::test]
 async fn a_ready_line_is_awaited_and_earlier_output_skipped() {
     let script = "echo loading; echo READY; while IFS= read -r l; do echo \"got $l\"; done";
     let pool = pool_of(

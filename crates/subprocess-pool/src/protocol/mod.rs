@@ -33,7 +33,9 @@ pub trait Protocol: Clone + Send + Sync + 'static {
     type Request: Send + 'static;
     /// What the worker answers.
     type Response: Send + Debug + 'static;
-    /// Frames requests onto stdin and responses off stdout.
+    /// Frames requests onto stdin and responses off stdout. Its decoder must take exactly
+    /// one response's bytes from the buffer: bytes left over after a response are output
+    /// nobody asked for, and fail the call.
     type Codec: Encoder<Self::Request, Error = ProtocolError>
         + Decoder<Item = Self::Response, Error = ProtocolError>
         + Send
