@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use capture::{Capture, capture_events};
+use capture::capture_events;
 use support::settle;
 
 /// A pool reporting objects held for 10 s or more.
@@ -89,8 +89,7 @@ async fn a_taken_object_is_no_longer_watched() {
 
 #[tokio::test(start_paused = true)]
 async fn creates_failures_and_destroys_are_traced_with_their_reason() {
-    let capture = Capture::default();
-    let _subscriber = tracing::subscriber::set_default(capture.clone());
+    let (capture, _subscriber) = capture_events();
     let (builder, probe) = support::builder();
     let pool = builder.max_size(2).build().unwrap();
     let mut object = pool.get().await.unwrap();

@@ -299,7 +299,7 @@ impl MPool {
                 if !self.passed(bound) {
                     return RiOut::Pending(hook, bound, obj);
                 }
-                self.hook_failed(get, obj, hook, false, deadline)
+                self.hook_failed(get, hook, false, deadline)
             }
             Ri::Begin => {
                 obj.uses += 1;
@@ -348,13 +348,13 @@ impl MPool {
         };
         match self.script.take(hook) {
             None => Ok(obj),
-            Some(Fault::Fail) => Err(self.hook_failed(get, obj, hook, true, deadline)),
+            Some(Fault::Fail) => Err(self.hook_failed(get, hook, true, deadline)),
             Some(Fault::Panic) => {
                 self.reject(Reason::Abandoned, false);
                 Err(RiOut::Panicked)
             }
             Some(Fault::Hang) if self.passed(bound) => {
-                Err(self.hook_failed(get, obj, hook, false, deadline))
+                Err(self.hook_failed(get, hook, false, deadline))
             }
             Some(Fault::Hang) => Err(RiOut::Pending(hook, bound, obj)),
         }
@@ -364,12 +364,10 @@ impl MPool {
     fn hook_failed(
         &mut self,
         get: &mut MGet,
-        obj: MObj,
         hook: Hook,
         error: bool,
         deadline: Option<u64>,
     ) -> RiOut {
-        let _ = obj; // the object is rejected below, whatever the outcome
         if !error && self.passed(deadline) {
             self.reject(Reason::Abandoned, false);
             return RiOut::DeadlinePassed;
