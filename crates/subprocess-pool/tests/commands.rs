@@ -58,6 +58,20 @@ async fn run(pool: &CommandPool, spec: CommandSpec) -> Result<CommandOutput, Com
         .expect("run returned in time")
 }
 
+/// Starts `sleep seconds` on `pool` in the background and waits until it holds a slot.
+async fn occupy(
+    pool: &CommandPool,
+    seconds: &str,
+) -> tokio::task::JoinHandle<Result<CommandOutput, CommandError>> {
+    let running = {
+        let pool = pool.clone();
+        let spec = CommandSpec::new("sleep").arg(seconds);
+        tokio::spawn(async move { run(&pool, spec).await })
+    };
+    eventually("the command to start", || pool.status().in_use == 1).await;
+    running
+}
+
 /// The process group id a command printed first on its stdout (`echo $$`).
 fn printed_group(stdout: &[u8]) -> Option<u32> {
     std::str::from_utf8(stdout)
@@ -384,11 +398,7 @@ fn a_full_pool_refuses_past_max_waiting_and_times_out_waiters() {
             .max_waiting(0)
             .build()
             .unwrap();
-        let busy = {
-            let pool = pool.clone();
-            tokio::spawn(async move { run(&pool, CommandSpec::new("sleep").arg("0.5")).await })
-        };
-        eventually("the command to start", || pool.status().in_use == 1).await;
+        let busy = occupy(&pool, "0.5").await;
         let error = run(&pool, CommandSpec::new("true")).await.unwrap_err();
         assert!(
             matches!(error, CommandError::Pool(PoolError::Exhausted)),
@@ -402,11 +412,7 @@ fn a_full_pool_refuses_past_max_waiting_and_times_out_waiters() {
             .wait_timeout(Duration::from_millis(50))
             .build()
             .unwrap();
-        let busy = {
-            let pool = pool.clone();
-            tokio::spawn(async move { run(&pool, CommandSpec::new("sleep").arg("0.5")).await })
-        };
-        eventually("the command to start", || pool.status().in_use == 1).await;
+        let busy = occupy(&pool, "0.5").await;
         let error = run(&pool, CommandSpec::new("true")).await.unwrap_err();
         assert!(
             matches!(
@@ -448,11 +454,7 @@ fn a_closed_pool_refuses_new_runs() {
 fn shutdown_waits_for_running_commands() {
     shared(async {
         let pool = pool(2);
-        let running = {
-            let pool = pool.clone();
-            tokio::spawn(async move { run(&pool, CommandSpec::new("sleep").arg("0.3")).await })
-        };
-        eventually("the command to start", || pool.status().in_use == 1).await;
+        let running = occupy(&pool, "0.3").await;
         let report = pool.shutdown(NO_HANG).await;
         assert!(report.is_clean(), "{report:?}");
         assert_eq!(pool.status().in_use, 0);

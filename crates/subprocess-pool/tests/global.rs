@@ -153,27 +153,25 @@ async fn pools_name_what_is_missing_or_mistyped() {
     assert!(pools.shutdown(GRACE).await.is_clean());
 }
 
-#[test]
-fn duplicate_worker_pool_names_are_refused() {
-    let error = GlobalConfig::new()
-        .workers("echo", cat_workers())
-        .workers("echo", cat_workers())
-        .build()
-        .unwrap_err();
+/// Builds `config`, which must fail naming `taken` as a duplicate.
+fn assert_refused_as_duplicate(config: GlobalConfig, taken: &str) {
+    let error = config.build().unwrap_err();
     assert!(
-        matches!(&error, GlobalError::DuplicateName { name } if name == "echo"),
+        matches!(&error, GlobalError::DuplicateName { name } if name == taken),
         "{error:?}"
     );
 }
 
 #[test]
+fn duplicate_worker_pool_names_are_refused() {
+    let config = GlobalConfig::new()
+        .workers("echo", cat_workers())
+        .workers("echo", cat_workers());
+    assert_refused_as_duplicate(config, "echo");
+}
+
+#[test]
 fn a_worker_pool_cannot_take_the_command_pools_name() {
-    let error = GlobalConfig::new()
-        .workers("commands", cat_workers())
-        .build()
-        .unwrap_err();
-    assert!(
-        matches!(&error, GlobalError::DuplicateName { name } if name == "commands"),
-        "{error:?}"
-    );
+    let config = GlobalConfig::new().workers("commands", cat_workers());
+    assert_refused_as_duplicate(config, "commands");
 }
