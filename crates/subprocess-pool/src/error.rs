@@ -54,6 +54,15 @@ pub enum RunnerError {
 }
 
 impl RunnerError {
+    /// An idle worker found unusable before it was lent (`"the idle worker {what}"`),
+    /// reported as a start-up failure: the pool replaces it like one that failed to start.
+    pub(crate) fn idle_worker_gone(what: &str) -> Self {
+        RunnerError::Startup {
+            reason: format!("the idle worker {what}"),
+            stderr: String::new(),
+        }
+    }
+
     /// Whether the worker may still be used after this error: only a request refused
     /// before it was sent (invalid, or a frame over the limit) leaves it intact.
     pub fn worker_intact(&self) -> bool {

@@ -119,9 +119,7 @@ impl<P: Protocol> Runner<P> {
                 Ok(Ok(())) if runner.read_buf.is_empty() => return Ok(runner),
                 Ok(Ok(())) => format!(
                     "it wrote {:?} after its ready line, before any request",
-                    String::from_utf8_lossy(
-                        &runner.read_buf[..runner.read_buf.len().min(QUOTED_OUTPUT)]
-                    )
+                    runner.quoted_output()
                 ),
                 Ok(Err(reason)) => reason,
                 Err(_) => format!(
@@ -162,22 +160,9 @@ impl<P: Protocol> Runner<P> {
         if self.poisoned {
             return Err(RunnerError::Poisoned);
         }
-        let listened = if std::mem::take(&mut self.just_checked) {
-            Stdout::Silent
-        } else {
-            self.listen()
-        };
-        match listened {
+        if !std::mem::take(&mut self.just_checked) {
             // A closed stdout is the worker dying: the exchange below reports how.
-            Stdout::Silent | Stdout::Closed => {}
-            Stdout::Unasked => {
-                self.poisoned = true;
-                return Err(self.unasked_output("before this request"));
-            }
-            Stdout::Failed(error) => {
-                self.poisoned = true;
-                return Err(RunnerError::Io(error));
-            }
+            self.listen("before this request")?;
         }
         let request_id = self.protocol.request_id(&request);
         self.write_buf.clear();
@@ -241,58 +226,53 @@ impl<P: Protocol> Runner<P> {
     /// tokio, whose cached readiness says "nothing" for bytes its event loop has not seen
     /// yet; a read behind tokio's back only leaves it a stale "readable" that costs one
     /// empty read later.
-    fn listen(&mut self) -> Stdout {
-        if !self.read_buf.is_empty() {
-            return Stdout::Unasked;
-        }
+    ///
+    /// Output, or a pipe that cannot be read, poisons the runner and is the error (`when`
+    /// says when it was found).
+    fn listen(&mut self, when: &str) -> Result<Stdout, RunnerError> {
         let mut scratch = [0u8; 512];
-        loop {
-            return match rustix::io::read(self.stdout.as_fd(), &mut scratch) {
-                Ok(0) => Stdout::Closed,
-                Ok(read) => {
-                    self.read_buf.extend_from_slice(&scratch[..read]);
-                    Stdout::Unasked
+        while self.read_buf.is_empty() {
+            match rustix::io::read(self.stdout.as_fd(), &mut scratch) {
+                Ok(0) => return Ok(Stdout::Closed),
+                Ok(read) => self.read_buf.extend_from_slice(&scratch[..read]),
+                Err(Errno::AGAIN) => return Ok(Stdout::Silent),
+                Err(Errno::INTR) => {}
+                Err(error) => {
+                    self.poisoned = true;
+                    return Err(RunnerError::Io(error.into()));
                 }
-                Err(Errno::AGAIN) => Stdout::Silent,
-                Err(Errno::INTR) => continue,
-                Err(error) => Stdout::Failed(error.into()),
-            };
+            }
         }
+        self.poisoned = true;
+        Err(self.unasked_output(when))
     }
 
     /// The error for output nobody asked for (now in `read_buf`), quoting its start.
     fn unasked_output(&self, when: &str) -> RunnerError {
-        let quoted = &self.read_buf[..self.read_buf.len().min(QUOTED_OUTPUT)];
         ProtocolError::Malformed(format!(
             "the worker wrote output nobody asked for {when} ({} bytes read so far, \
              starting {:?}); its answers can no longer be matched to requests, so it is \
              not used again",
             self.read_buf.len(),
-            String::from_utf8_lossy(quoted),
+            self.quoted_output(),
         ))
         .into()
+    }
+
+    /// The start of what is in the read buffer, for an error message.
+    fn quoted_output(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.read_buf[..self.read_buf.len().min(QUOTED_OUTPUT)])
     }
 
     /// Checks an idle worker before it is lent or pinged: it must not have written anything
     /// since its last response, nor closed its stdout (it is exiting). Output poisons it.
     pub(crate) fn check_idle_output(&mut self) -> Result<(), RunnerError> {
-        match self.listen() {
+        match self.listen("while idle")? {
             Stdout::Silent => {
                 self.just_checked = true;
                 Ok(())
             }
-            Stdout::Unasked => {
-                self.poisoned = true;
-                Err(self.unasked_output("while idle"))
-            }
-            Stdout::Closed => Err(RunnerError::Startup {
-                reason: "the idle worker closed its stdout".into(),
-                stderr: String::new(),
-            }),
-            Stdout::Failed(error) => {
-                self.poisoned = true;
-                Err(RunnerError::Io(error))
-            }
+            Stdout::Closed => Err(RunnerError::idle_worker_gone("closed its stdout")),
         }
     }
 
@@ -452,17 +432,13 @@ impl<P: Protocol> std::fmt::Debug for Runner<P> {
     }
 }
 
-/// What a look at an idle worker's stdout found.
-#[derive(Debug)]
+/// What a look at an idle worker's stdout found, output nobody asked for aside (an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stdout {
     /// Nothing to read: as it should be.
     Silent,
-    /// Bytes nobody asked for, now buffered.
-    Unasked,
     /// End of file: the worker closed its stdout, so it is exiting.
     Closed,
-    /// The pipe could not be read.
-    Failed(io::Error),
 }
 
 /// `limit` shortened by a random 0-5%, at least 1.

@@ -102,9 +102,6 @@ pub(super) async fn run(spec: &CommandSpec) -> Result<CommandOutput, CommandErro
             }
         }
     };
-    // Whatever the command started goes with it (a no-op if already done).
-    group.kill();
-
     let (stdout, stdout_truncated) = out.into_parts();
     let (stderr, stderr_truncated) = err.into_parts();
     match ended {

@@ -88,13 +88,8 @@ impl GlobalConfig {
                 Ok(pool) => {
                     workers.insert(name, pool);
                 }
-                Err(source) => {
-                    commands.close();
-                    for pool in workers.values() {
-                        AnyWorkers::close(&**pool);
-                    }
-                    return Err(GlobalError::Build { pool: name, source });
-                }
+                // Dropping the pools built so far (their last handles) closes them.
+                Err(source) => return Err(GlobalError::Build { pool: name, source }),
             }
         }
         Ok(Pools { commands, workers })

@@ -150,7 +150,11 @@ impl Pools {
         for pool in self.workers.values() {
             pool.close();
         }
-        let left = || deadline.map_or(grace, |deadline| deadline - Instant::now().min(deadline));
+        let left = || {
+            deadline.map_or(grace, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            })
+        };
         let mut total = self.commands.shutdown(left()).await;
         for pool in self.workers.values() {
             let report = pool.shutdown(left()).await;
