@@ -12,10 +12,10 @@ use crate::spec::WorkerSpec;
 /// 250 ms, to spare a system call per call, unless it closed its stdout), has written
 /// nothing since its last answer (output already written by then would be taken for the
 /// next caller's answer, so such a worker is retired) and is within its request and age
-/// limits; the health check does too and, when a ping is set, sends it and expects an
-/// answer; a runner
-/// poisoned by a failed call, or spent, is broken; destroy closes its stdin, waits
-/// `kill_grace`, then kills and reaps its process group.
+/// limits; the health check makes sure it is alive (asking the system) and within its
+/// limits and, when a ping is set, sends it and expects an answer; a runner poisoned by a
+/// failed call, or spent, is broken; destroy closes its stdin, waits `kill_grace`, then
+/// kills and reaps its process group.
 pub struct RunnerManager<P: Protocol> {
     spec: WorkerSpec,
     protocol: P,
@@ -77,7 +77,8 @@ impl<P: Protocol> Manager for RunnerManager<P> {
         _: &ObjectMeta,
     ) -> Result<(), RunnerError> {
         check(runner, Runner::is_alive)?;
-        runner.check_idle_output()?;
+        // Unasked output is left to `recycle`, which runs at every checkout (right after
+        // this check, when one runs there too); a ping's `call` looks for it itself.
         if let Some(ping) = &self.ping {
             runner.call(ping()).await?;
         }
@@ -101,10 +102,7 @@ fn check<P: Protocol>(
     if runner.is_poisoned() {
         Err(RunnerError::Poisoned)
     } else if !alive(runner) {
-        Err(RunnerError::Startup {
-            reason: "the idle worker has exited".into(),
-            stderr: String::new(),
-        })
+        Err(RunnerError::idle_worker_gone("has exited"))
     } else if runner.is_spent() {
         Err(RunnerError::Retired)
     } else {
