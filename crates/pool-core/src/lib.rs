@@ -51,6 +51,7 @@
 mod acquire;
 mod backoff;
 mod builder;
+mod cache_padded;
 mod config;
 mod deadline;
 mod dyn_manager;

@@ -10,6 +10,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::cache_padded::CachePadded;
 use crate::config::PoolConfig;
 use crate::deadline;
 use crate::entry::Entry;
@@ -28,12 +29,6 @@ const DEFAULT_BACKGROUND_BOUND: Duration = Duration::from_secs(30);
 /// Each object's lifetime is shortened by up to this fraction.
 const LIFETIME_JITTER: f64 = 0.05;
 
-/// Keeps what it holds on cache lines of its own (128 bytes: adjacent-line prefetchers pull
-/// lines in pairs), so the lock and the state every `get` writes do not share a line with
-/// the configuration every `get` only reads.
-#[repr(align(128))]
-struct CacheLines<T>(T);
-
 pub(crate) type PoolState<M> = State<<M as Manager>::Object, <M as Manager>::Error>;
 
 /// Aligned so that the `Arc`'s reference counts, which every lent object bumps, sit on a
@@ -42,7 +37,9 @@ pub(crate) type PoolState<M> = State<<M as Manager>::Object, <M as Manager>::Err
 pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: PoolConfig,
-    state: CacheLines<Mutex<PoolState<M>>>,
+    /// Padded, so the lock and the state every `get` writes do not share a line with the
+    /// configuration every `get` only reads.
+    state: CachePadded<Mutex<PoolState<M>>>,
     /// The runtime background work runs on: the one present at build, else the first
     /// `get`'s.
     runtime: OnceLock<Handle>,
@@ -67,7 +64,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: PoolConfig) -> Self {
         let stamps_last_used = config.tracks_last_used();
         Self {
-            state: CacheLines(Mutex::new(State::new(&config))),
+            state: CachePadded(Mutex::new(State::new(&config))),
             runtime: OnceLock::new(),
             handles: AtomicUsize::new(1),
             recycled: StripedCounter::new(),
