@@ -24,10 +24,11 @@ pub(crate) async fn bounded<F: Future>(deadline: Instant, future: F) -> Option<F
         if timer.is_none() {
             timer.set(Some(tokio::time::sleep_until(deadline)));
         }
-        match timer.as_mut().as_pin_mut() {
-            Some(sleep) => sleep.poll(cx).map(|()| None),
-            None => Poll::Pending, // just set above
-        }
+        let sleep = timer
+            .as_mut()
+            .as_pin_mut()
+            .expect("the timer was armed above");
+        sleep.poll(cx).map(|()| None)
     })
     .await
 }
