@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use subprocess_pool::WorkerSpec;
 use support::{
-    SH_WORKER, baseline_fds, eventually, group_members, open_fds, pool_of, some_worker_pid,
+    SH_WORKER, baseline_fds, eventually, group_members, open_fds, pool_of, worker_pids,
     zombie_children,
 };
 
@@ -25,13 +25,10 @@ async fn shutdown_leaves_no_process_no_zombie_and_no_file_descriptor() {
             tokio::spawn(async move { pool.call(format!("slow {i}")).await })
         })
         .collect();
-    let mut pids = Vec::new();
     for call in calls {
         call.await.unwrap().unwrap();
     }
-    for _ in 0..4 {
-        pids.push(some_worker_pid(&pool).await);
-    }
+    let pids = worker_pids(&pool, 4).await;
     let report = pool.shutdown(Duration::from_secs(5)).await;
     assert!(report.is_clean(), "{report:?}");
     for pid in pids {

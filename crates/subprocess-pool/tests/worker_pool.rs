@@ -8,7 +8,7 @@ use std::time::Duration;
 use pool_core::PoolError;
 use subprocess_pool::protocol::Lines;
 use subprocess_pool::{CallError, ProtocolError, Runner, RunnerError, SubprocessPool, WorkerSpec};
-use support::{SH_WORKER, eventually, group_members, pool_of, some_worker_pid};
+use support::{SH_WORKER, eventually, group_gone, pool_of, some_worker_pid};
 
 fn sh_worker() -> WorkerSpec {
     WorkerSpec::new("sh").args(["-c", SH_WORKER])
@@ -76,10 +76,7 @@ async fn a_timed_out_call_kills_the_worker_group_and_the_next_call_succeeds() {
     let error = worker_error(pool.call("sleep".into()).await);
     assert!(matches!(error, RunnerError::Timeout { .. }), "{error}");
     assert!(error.to_string().contains("timed out"), "{error}");
-    eventually("the timed-out worker's group to be gone", || {
-        group_members(pid).is_empty()
-    })
-    .await;
+    group_gone("the timed-out worker's group to be gone", pid).await;
     assert_eq!(pool.call("next".into()).await.unwrap(), "next");
     pool.shutdown(Duration::from_secs(1)).await;
 }
@@ -302,26 +299,17 @@ async fn a_grandchild_holding_the_pipes_cannot_hang_a_call_past_its_timeout() {
     let reply = tokio::time::timeout(Duration::from_secs(10), pool.call("orphan".into())).await;
     let error = worker_error(reply.expect("bounded by request_timeout"));
     assert!(matches!(error, RunnerError::Timeout { .. }), "{error}");
-    eventually("the orphaned grandchild to be killed", || {
-        group_members(pid).is_empty()
-    })
-    .await;
+    group_gone("the orphaned grandchild to be killed", pid).await;
 }
 
 #[tokio::test]
 async fn a_write_to_a_dead_worker_is_worker_exited_not_a_panic() {
-    let pool = pool_of(
-        WorkerSpec::new("sh").args(["-c", "exec 0<&-; sleep 0.2; exit 5"]),
-        1,
-    );
-    let worker = pool.pool().get().await.unwrap();
+    // Driven directly: a pool would see at checkout that the worker is gone and lend a
+    // fresh one instead.
+    let spec = WorkerSpec::new("sh").args(["-c", "exec 0<&-; sleep 0.2; exit 5"]);
+    let mut runner = Runner::spawn(&spec, Lines::default()).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await; // it has exited by now
-    drop(worker);
-    let error = match pool.call("anyone there?".into()).await {
-        Err(CallError::Worker(error)) => error,
-        Err(CallError::Pool(PoolError::Backend(error))) => error,
-        other => panic!("expected an error, got {other:?}"),
-    };
+    let error = runner.call("anyone there?".into()).await.unwrap_err();
     assert!(error.to_string().contains("exited"), "{error}");
 }
 
@@ -334,7 +322,7 @@ async fn a_missing_program_a_non_executable_file_and_a_bad_directory_are_named()
         "{message}"
     );
 
-    let file = std::env::temp_dir().join(format!("not-executable-{}", std::process::id()));
+    let file = support::temp_path("not-executable");
     std::fs::write(&file, "#!/bin/sh\necho hi\n").unwrap();
     let not_executable = pool_of(WorkerSpec::new(&file), 1);
     let message = not_executable

@@ -16,7 +16,17 @@ pub(crate) fn pool_of(spec: WorkerSpec, max_size: usize) -> SubprocessPool<Lines
 
 /// The pid (and process group) of a worker of `pool`, checked out and returned.
 pub(crate) async fn some_worker_pid(pool: &SubprocessPool<Lines>) -> u32 {
-    pool.pool().get().await.unwrap().pid()
+    worker_pids(pool, 1).await[0]
+}
+
+/// The pids of `n` distinct workers, all checked out at once (one at a time, a LIFO pool
+/// would lend the same worker every time), then given back.
+pub(crate) async fn worker_pids(pool: &SubprocessPool<Lines>, n: usize) -> Vec<u32> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(pool.pool().get().await.unwrap());
+    }
+    held.iter().map(|runner| runner.pid()).collect()
 }
 
 /// Fields of /proc/<pid>/stat: (pid, state, ppid, pgrp).
