@@ -13,30 +13,13 @@
 //! (`cargo run -p benches --release --bin report`) runs this and writes the ratios to
 //! `docs/benchmarks.md`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use benches::harness;
 use benches::plan::{self, POOLS};
 use benches::subject::Subject;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
-
-/// Times `iters` uncontended get+drop rounds in one task spawned on `rt` (so it runs on a
-/// worker thread, as a server's request handler would).
-fn time_uncontended(rt: &Runtime, subject: &Subject, iters: u64) -> Duration {
-    let subject = subject.clone();
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let start = Instant::now();
-            for _ in 0..iters {
-                subject.get_drop(async {}).await;
-            }
-            start.elapsed()
-        })
-        .await
-        .unwrap()
-    })
-}
 
 /// Times get+drop rounds shared by `tasks` tasks on `rt` (at least `iters`, see
 /// [`plan::rounds_per_task`]), scaled to `iters`. With `hold_across_yield` each task holds its object across one `yield_now`;
@@ -70,7 +53,7 @@ fn uncontended(c: &mut Criterion) {
     for name in POOLS {
         let subject = Subject::build(name, plan::UNCONTENDED_SIZE, &rt);
         group.bench_function(name, |b| {
-            b.iter_custom(|iters| time_uncontended(&rt, &subject, iters))
+            b.iter_custom(|iters| harness::time_uncontended(&rt, &subject, iters))
         });
     }
     group.finish();

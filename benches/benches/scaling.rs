@@ -12,7 +12,7 @@
 //! A flat line is the goal: nothing on the hot path should walk the idle objects or the
 //! waiters. Run: `cargo bench -p benches --bench scaling`. Times are per get+drop.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use benches::subject::Subject;
 use benches::{Floor, Ours};
@@ -40,22 +40,10 @@ fn uncontended(c: &mut Criterion) {
     let rt = harness::multi_thread_runtime();
     let mut group = c.benchmark_group(plan::GROUP_SCALING_UNCONTENDED);
     for size in plan::SCALING_SIZES {
-        let pool = filled_pool(&rt, size);
+        // The same loop as `get_drop/uncontended`, on a pool filled to `size`.
+        let subject = Subject::Ours(filled_pool(&rt, size));
         group.bench_function(BenchmarkId::new("pool-core", size), |b| {
-            b.iter_custom(|iters| {
-                let pool = pool.clone();
-                rt.block_on(async move {
-                    tokio::spawn(async move {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            drop(std::hint::black_box(pool.get().await.unwrap()));
-                        }
-                        start.elapsed()
-                    })
-                    .await
-                    .unwrap()
-                })
-            })
+            b.iter_custom(|iters| harness::time_uncontended(&rt, &subject, iters))
         });
     }
     group.finish();

@@ -14,8 +14,6 @@ use serde_json::Value;
 pub struct Estimate {
     /// Median time per iteration, in nanoseconds (criterion's `median.point_estimate`).
     pub median_ns: f64,
-    /// Lower and upper bound of criterion's confidence interval for that median.
-    pub median_ci_ns: (f64, f64),
 }
 
 /// Every bench result saved under one baseline name, by full bench id
@@ -64,10 +62,6 @@ impl Estimates {
                 };
                 let estimate = Estimate {
                     median_ns: number(&median["point_estimate"])?,
-                    median_ci_ns: (
-                        number(&median["confidence_interval"]["lower_bound"])?,
-                        number(&median["confidence_interval"]["upper_bound"])?,
-                    ),
                 };
                 self.by_id.insert(id, estimate);
             } else {
@@ -80,16 +74,6 @@ impl Estimates {
     /// The result of the bench with this full id, if it ran.
     pub fn get(&self, id: &str) -> Option<Estimate> {
         self.by_id.get(id).copied()
-    }
-
-    /// How many results were read.
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    /// Whether no result was read.
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
     }
 }
 

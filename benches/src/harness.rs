@@ -8,6 +8,7 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use tokio::runtime::{Builder, Runtime};
 
 use crate::plan;
+use crate::subject::Subject;
 
 /// Short runs: the report runs every bench several times and compares medians; the spawning
 /// benches are slow per iteration, the others quick.
@@ -70,5 +71,22 @@ pub fn time_iters(rt: &Runtime, iters: u64, mut job: impl AsyncFnMut()) -> Durat
             job().await;
         }
         start.elapsed()
+    })
+}
+
+/// Times `iters` uncontended get+drop rounds in one task spawned on `rt` (so it runs on a
+/// worker thread, as a server's request handler would).
+pub fn time_uncontended(rt: &Runtime, subject: &Subject, iters: u64) -> Duration {
+    let subject = subject.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let start = Instant::now();
+            for _ in 0..iters {
+                subject.get_drop(async {}).await;
+            }
+            start.elapsed()
+        })
+        .await
+        .unwrap()
     })
 }

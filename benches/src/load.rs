@@ -31,8 +31,6 @@ pub struct Snapshot {
 /// What happened on the machine between two snapshots.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Load {
-    /// Seconds between the snapshots.
-    pub seconds: f64,
     /// Average CPUs kept busy by other processes.
     pub other_cpus: f64,
     /// Average CPUs taken by the hypervisor for other guests (steal).
@@ -78,7 +76,6 @@ impl Snapshot {
         let busy = now.busy.saturating_sub(self.busy).as_secs_f64();
         let own = (now.own.saturating_sub(self.own) + also_ours).as_secs_f64();
         Ok(Load {
-            seconds,
             other_cpus: ((busy - own) / seconds).max(0.0),
             steal_cpus: now.steal.saturating_sub(self.steal).as_secs_f64() / seconds,
         })

@@ -83,8 +83,5 @@ pub fn group_subprocess(worker: &str) -> String {
     format!("subprocess/{worker}")
 }
 
-/// The three ways to reach a worker, as bench function names.
-pub const WORKER_PATHS: [&str; 3] = ["warm_call", "raw_pipe", "spawn_per_job"];
-
 /// `subprocess/one_shot_true`: `command_pool` and `bare_command`.
 pub const GROUP_ONE_SHOT: &str = "subprocess/one_shot_true";
