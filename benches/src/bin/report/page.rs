@@ -282,7 +282,7 @@ impl Run {
              A profile of the 64 / 8 load, by hand on 2026-11-23: `cargo build --release -p \
              benches --example contended_loop`, then `perf record -g \
              target/release/examples/contended_loop pool-core 20000` (median round 385 ns \
-             per get+drop; `contended_loop floor 20000` 264 ns). 11.5% of the time is in \
+             per get+drop; `contended_loop semaphore+mutex 20000` 264 ns). 11.5% of the time is in \
              `clock_gettime`, 6.6% of it the two `wait_time` reads of a waited get; 11% in \
              the mutex's contended path; and most of the queueing step's own 13.7% is the \
              lock word's and the waiter slot's cache lines moving between the two cores. \
@@ -332,7 +332,7 @@ impl Run {
              module as an intrusive waiter list.\n\n\
              The pool's lock itself is `parking_lot`'s rather than std's (the same \
              alternated A/B, by hand on 2026-11-23): uncontended 26.0-26.2 to 24.7-24.9 ns \
-             (`benches/compare_engines.sh`), the short hold 433.9 to 349.6 ns in a slow \
+             (`benches/compare_engines.sh 0fb186d`, the commit before the switch), the short hold 433.9 to 349.6 ns in a slow \
              phase of the host, the hold across a yield 340 to 324-330 ns in a fast phase \
              and about 1,250 to 1,110 ns in a slow one; `contended_loop compare 2000` in \
              the same phase, 0.93x to 0.88x deadpool (fast) and 1.20x to 1.02x (slow).\n\n\
