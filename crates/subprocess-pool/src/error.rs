@@ -8,14 +8,19 @@ use crate::launch::SpawnError;
 use crate::protocol::ProtocolError;
 
 /// Why a worker could not start or could not answer a call. Every message says what went
-/// wrong; those about a dead worker include the tail of its stderr.
+/// wrong; those about a worker that died or was killed include the tail of its stderr.
+///
+/// The messages carry their cause's text, so none of the variants returns it again from
+/// [`source`](std::error::Error::source): walking the chain prints everything once.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
     /// The worker process could not be started (missing program, not executable, bad
     /// working directory: the message names the path).
     #[error(transparent)]
     Spawn(#[from] SpawnError),
-    /// The worker exited or stayed silent before becoming ready.
+    /// The worker could not start: it exited before its ready line, its greeting, its
+    /// handshake or its first request, stayed silent past `startup_timeout`, or failed its
+    /// handshake. A pool counts this as a failed create, so its backoff applies.
     #[error("worker did not start: {reason}{}", StderrSuffix(stderr))]
     Startup {
         /// What happened.
@@ -23,29 +28,51 @@ pub enum RunnerError {
         /// The tail of its stderr.
         stderr: String,
     },
-    /// The request took longer than the spec's `request_timeout`; the worker was killed.
-    #[error("worker timed out after {after:?}; it was killed")]
+    /// The request took longer than the spec's `request_timeout`; the pool killed the
+    /// worker's process group.
+    #[error(
+        "worker timed out after {after:?} and was killed by the pool{}",
+        StderrSuffix(stderr)
+    )]
     Timeout {
         /// The timeout.
         after: Duration,
+        /// The tail of its stderr.
+        stderr: String,
     },
-    /// The worker exited during the call.
-    #[error("worker exited {}{}", ExitDescription(status), StderrSuffix(stderr))]
+    /// The worker exited on its own during the call.
+    #[error(
+        "worker exited {}{}{}",
+        ExitDescription(status),
+        OutputSuffix(output),
+        StderrSuffix(stderr)
+    )]
     Exited {
         /// How it ended.
         status: ExitStatus,
         /// The tail of its stderr.
         stderr: String,
+        /// The start of what it wrote on stdout that was not yet a whole response.
+        output: String,
     },
-    /// The worker broke the protocol (garbage, an oversize frame, a mismatched id), or the
-    /// request could not be encoded (then it was not sent).
+    /// The pool killed the worker during the call (other than for a timeout): it closed
+    /// its stdout but did not exit, say.
+    #[error("worker was killed by the pool: {reason}{}", StderrSuffix(stderr))]
+    Killed {
+        /// Why.
+        reason: String,
+        /// The tail of its stderr.
+        stderr: String,
+    },
+    /// The worker broke the protocol (garbage, an oversize frame, a mismatched id, output
+    /// nobody asked for), or the request could not be encoded (then it was not sent).
     #[error("protocol error: {0}")]
-    Protocol(#[from] ProtocolError),
+    Protocol(ProtocolError),
     /// A pipe failed in a way that says nothing about the worker.
     #[error("i/o error talking to the worker: {0}")]
     Io(std::io::Error),
-    /// An earlier call on this worker failed or was cancelled half-way, so its streams
-    /// cannot be trusted.
+    /// An earlier call on this worker failed or was cancelled half-way, or the worker
+    /// faulted and that was already reported, so its streams cannot be trusted.
     #[error("worker is unusable after an earlier failed or cancelled call")]
     Poisoned,
     /// The worker reached its `max_requests` or `max_age` and is being replaced.
@@ -53,16 +80,13 @@ pub enum RunnerError {
     Retired,
 }
 
-impl RunnerError {
-    /// An idle worker found unusable before it was lent (`"the idle worker {what}"`),
-    /// reported as a start-up failure: the pool replaces it like one that failed to start.
-    pub(crate) fn idle_worker_gone(what: &str) -> Self {
-        RunnerError::Startup {
-            reason: format!("the idle worker {what}"),
-            stderr: String::new(),
-        }
+impl From<ProtocolError> for RunnerError {
+    fn from(error: ProtocolError) -> Self {
+        RunnerError::Protocol(error)
     }
+}
 
+impl RunnerError {
     /// Whether the worker may still be used after this error: only a request refused
     /// before it was sent (invalid, or a frame over the limit) leaves it intact.
     pub fn worker_intact(&self) -> bool {
@@ -79,7 +103,8 @@ impl RunnerError {
     }
 }
 
-struct ExitDescription<'a>(&'a ExitStatus);
+/// "with status N" or "killed by signal S".
+pub(crate) struct ExitDescription<'a>(pub(crate) &'a ExitStatus);
 
 impl fmt::Display for ExitDescription<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,6 +113,22 @@ impl fmt::Display for ExitDescription<'_> {
             (Some(code), _) => write!(f, "with status {code}"),
             (None, Some(signal)) => write!(f, "killed by signal {signal}"),
             (None, None) => write!(f, "({})", self.0),
+        }
+    }
+}
+
+struct OutputSuffix<'a>(&'a str);
+
+impl fmt::Display for OutputSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            write!(f, " before answering")
+        } else {
+            write!(
+                f,
+                " before finishing its answer (it wrote {:?} so far)",
+                self.0
+            )
         }
     }
 }

@@ -13,11 +13,14 @@ mod command;
 mod error;
 pub mod global;
 mod launch;
+mod lsp;
 mod manager;
+mod metrics;
 mod pool;
 mod process_group;
 pub mod protocol;
 mod runner;
+mod session;
 mod spec;
 mod stderr;
 
@@ -27,9 +30,12 @@ pub use command::{
 pub use error::RunnerError;
 pub use global::{Global, GlobalError};
 pub use launch::SpawnError;
+pub use lsp::LspSession;
 pub use manager::RunnerManager;
+pub use metrics::WorkerMetrics;
 pub use pool::{CallError, SubprocessPool, SubprocessPoolBuilder};
 pub use protocol::{Protocol, ProtocolError};
 pub use runner::Runner;
-pub use spec::WorkerSpec;
+pub use session::{NoSession, Session};
+pub use spec::{DEFAULT_REQUEST_TIMEOUT, WorkerSpec};
 pub use stderr::StderrMode;

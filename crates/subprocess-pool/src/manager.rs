@@ -1,44 +1,89 @@
 //! Worker processes as pooled objects.
 
-use pool_core::{Manager, ObjectMeta};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use crate::error::RunnerError;
+use pool_core::{Manager, ObjectMeta};
+use tokio::time::Instant;
+
+use crate::error::{ExitDescription, RunnerError};
+use crate::metrics::Counters;
 use crate::protocol::Protocol;
-use crate::runner::Runner;
+use crate::runner::{Fate, MessageHandler, Runner};
+use crate::session::{NoSession, Session};
 use crate::spec::WorkerSpec;
 
-/// The [`pool_core::Manager`] of [`Runner`]s: create spawns a worker and waits until it is
-/// ready; recycle makes sure it is alive (trusting one that answered within the last
-/// 250 ms, to spare a system call per call, unless it closed its stdout), has written
-/// nothing since its last answer (output already written by then would be taken for the
-/// next caller's answer, so such a worker is retired) and is within its request and age
-/// limits; the health check makes sure it is alive (asking the system) and within its
-/// limits and, when a ping is set, sends it and expects an answer; a runner poisoned by a
-/// failed call, or spent, is broken; destroy closes its stdin, waits `kill_grace`, then
-/// kills and reaps its process group.
-pub struct RunnerManager<P: Protocol> {
+/// The shortest time a new worker is watched after one died before ever answering.
+const MIN_PROBATION: Duration = Duration::from_millis(50);
+
+/// The [`pool_core::Manager`] of [`Runner`]s.
+///
+/// - **create** spawns a worker, waits until it is ready (ready line, greeting) and runs
+///   the [`Session`]'s handshake, all within `startup_timeout`. After a worker died before
+///   ever answering, each new worker is also watched for twice as long as that one lived
+///   (at least 50 ms, at most `startup_timeout`): one that exits in that time is a failed
+///   create, so a program that cannot start meets the pool's backoff instead of failing
+///   one call per spawn. The watch ends with the first worker that survives it.
+/// - **recycle** makes sure the worker has not faulted since its last call (exited,
+///   closed its stdout, broken the protocol, written output nobody asked for: the task
+///   reading its stdout has been watching, so this costs no system call) and is within its
+///   request and age limits.
+/// - **health_check** does the same and, when a ping is set, sends it and expects an
+///   answer.
+/// - **is_broken**: poisoned by a failed call, faulted, or spent.
+/// - **destroy** runs the session's goodbye on a worker in good order (bounded by
+///   `kill_grace`), closes its stdin, waits `kill_grace`, then kills and reaps its process
+///   group.
+pub struct RunnerManager<P: Protocol, S: Session<P> = NoSession> {
     spec: WorkerSpec,
     protocol: P,
+    session: S,
     /// Makes a ping request for health checks.
     ping: Option<Box<dyn Fn() -> P::Request + Send + Sync>>,
+    handler: Option<MessageHandler<P>>,
+    counters: Arc<Counters>,
+    /// How long to watch a new worker, after one died before ever answering.
+    probation: Mutex<Option<Duration>>,
 }
 
-impl<P: Protocol> std::fmt::Debug for RunnerManager<P> {
+impl<P: Protocol, S: Session<P>> std::fmt::Debug for RunnerManager<P, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunnerManager")
             .field("spec", &self.spec)
+            .field("session", &std::any::type_name::<S>())
             .field("ping", &self.ping.is_some())
+            .field("handler", &self.handler.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl<P: Protocol> RunnerManager<P> {
-    /// A manager starting workers as `spec` says, speaking `protocol`.
+    /// A manager starting workers as `spec` says, speaking `protocol`, with no session.
     pub fn new(spec: WorkerSpec, protocol: P) -> Self {
         Self {
             spec,
             protocol,
+            session: NoSession,
             ping: None,
+            handler: None,
+            counters: Arc::default(),
+            probation: Mutex::new(None),
+        }
+    }
+}
+
+impl<P: Protocol, S: Session<P>> RunnerManager<P, S> {
+    /// Runs `session`'s handshake on every new worker and its goodbye on every worker
+    /// stopped in good order.
+    pub fn with_session<T: Session<P>>(self, session: T) -> RunnerManager<P, T> {
+        RunnerManager {
+            spec: self.spec,
+            protocol: self.protocol,
+            session,
+            ping: self.ping,
+            handler: self.handler,
+            counters: self.counters,
+            probation: self.probation,
         }
     }
 
@@ -52,23 +97,77 @@ impl<P: Protocol> RunnerManager<P> {
         self
     }
 
+    /// Calls `handler` with the worker's pid and each message a worker sends (see
+    /// [`Runner::spawn_with`]); without one, messages are dropped and counted.
+    pub fn with_message_handler(
+        mut self,
+        handler: impl Fn(u32, &P::Message) -> Option<P::Request> + Send + Sync + 'static,
+    ) -> Self {
+        self.handler = Some(Arc::new(handler));
+        self
+    }
+
     /// The spec workers are started from.
     pub fn spec(&self) -> &WorkerSpec {
         &self.spec
     }
+
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    fn probation(&self) -> std::sync::MutexGuard<'_, Option<Duration>> {
+        self.probation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-impl<P: Protocol> Manager for RunnerManager<P> {
+impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
     type Object = Runner<P>;
     type Error = RunnerError;
 
     async fn create(&self) -> Result<Runner<P>, RunnerError> {
-        Runner::spawn(&self.spec, self.protocol.clone()).await
+        let began = Instant::now();
+        let mut runner = Runner::start(
+            &self.spec,
+            self.protocol.clone(),
+            self.handler.clone(),
+            self.counters.clone(),
+        )
+        .await?;
+        let left = self.spec.startup_timeout.saturating_sub(began.elapsed());
+        match tokio::time::timeout(left, self.session.start(&mut runner)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                let reason = format!("its handshake failed: {error}");
+                return Err(runner.fail_start(reason, false).await);
+            }
+            Err(_) => {
+                let reason = format!(
+                    "its handshake did not finish within {:?}",
+                    self.spec.startup_timeout
+                );
+                return Err(runner.fail_start(reason, true).await);
+            }
+        }
+        let watch = *self.probation();
+        if let Some(watch) = watch {
+            if let Some(status) = runner.wait_exit(watch).await {
+                let reason = format!(
+                    "it exited {} within {:?} of starting, as the one before it did",
+                    ExitDescription(&status),
+                    began.elapsed()
+                );
+                return Err(runner.fail_start(reason, true).await);
+            }
+            *self.probation() = None;
+        }
+        Ok(runner)
     }
 
     async fn recycle(&self, runner: &mut Runner<P>, _: &ObjectMeta) -> Result<(), RunnerError> {
-        check(runner, Runner::is_probably_alive)?;
-        runner.check_idle_output()
+        check(runner)
     }
 
     async fn health_check(
@@ -76,9 +175,7 @@ impl<P: Protocol> Manager for RunnerManager<P> {
         runner: &mut Runner<P>,
         _: &ObjectMeta,
     ) -> Result<(), RunnerError> {
-        check(runner, Runner::is_alive)?;
-        // Unasked output is left to `recycle`, which runs at every checkout (right after
-        // this check, when one runs there too); a ping's `call` looks for it itself.
+        check(runner)?;
         if let Some(ping) = &self.ping {
             runner.call(ping()).await?;
         }
@@ -89,20 +186,27 @@ impl<P: Protocol> Manager for RunnerManager<P> {
         runner.is_poisoned() || runner.is_spent()
     }
 
-    async fn destroy(&self, runner: Runner<P>) {
+    async fn destroy(&self, mut runner: Runner<P>) {
+        let fate = runner.fate();
+        self.counters.ended(fate);
+        if let Some(lived) = runner.died_young() {
+            let watch = (lived * 2).clamp(MIN_PROBATION, self.spec.startup_timeout);
+            *self.probation() = Some(watch);
+        }
+        if matches!(fate, Fate::Retired | Fate::Stopped) {
+            let _ =
+                tokio::time::timeout(self.spec.kill_grace, self.session.goodbye(&mut runner)).await;
+        }
         runner.shutdown().await;
     }
 }
 
-/// Alive (as `alive` judges), unpoisoned and within its limits.
-fn check<P: Protocol>(
-    runner: &mut Runner<P>,
-    alive: fn(&mut Runner<P>) -> bool,
-) -> Result<(), RunnerError> {
-    if runner.is_poisoned() {
+/// Not faulted, alive, and within its limits.
+fn check<P: Protocol>(runner: &mut Runner<P>) -> Result<(), RunnerError> {
+    runner.check_idle()?;
+    if !runner.is_alive() {
+        // Exited a moment ago; its reader is still collecting its last words.
         Err(RunnerError::Poisoned)
-    } else if !alive(runner) {
-        Err(RunnerError::idle_worker_gone("has exited"))
     } else if runner.is_spent() {
         Err(RunnerError::Retired)
     } else {

@@ -9,7 +9,9 @@ use pool_core::{
 
 use crate::error::RunnerError;
 use crate::manager::RunnerManager;
+use crate::metrics::WorkerMetrics;
 use crate::protocol::Protocol;
+use crate::session::{NoSession, Session};
 use crate::spec::WorkerSpec;
 
 /// Why a [`SubprocessPool::call`] failed: no worker could be had, or the worker failed
@@ -50,19 +52,21 @@ pub enum CallError {
 /// # Ok(())
 /// # }
 /// ```
-pub struct SubprocessPool<P: Protocol> {
-    pool: Pool<RunnerManager<P>>,
+pub struct SubprocessPool<P: Protocol, S: Session<P> = NoSession> {
+    pool: Pool<RunnerManager<P, S>>,
+    counters: std::sync::Arc<crate::metrics::Counters>,
 }
 
-impl<P: Protocol> Clone for SubprocessPool<P> {
+impl<P: Protocol, S: Session<P>> Clone for SubprocessPool<P, S> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            counters: self.counters.clone(),
         }
     }
 }
 
-impl<P: Protocol> std::fmt::Debug for SubprocessPool<P> {
+impl<P: Protocol, S: Session<P>> std::fmt::Debug for SubprocessPool<P, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SubprocessPool")
             .field("protocol", &std::any::type_name::<P>())
@@ -79,7 +83,9 @@ impl<P: Protocol> SubprocessPool<P> {
             config: PoolConfig::default(),
         }
     }
+}
 
+impl<P: Protocol, S: Session<P>> SubprocessPool<P, S> {
     /// Sends `request` to a worker and returns its response.
     ///
     /// A leak report (`leak_threshold`) for the worker names the line that called `call`.
@@ -94,8 +100,7 @@ impl<P: Protocol> SubprocessPool<P> {
         let get = self.pool.get();
         async move {
             let mut runner = get.await?;
-            // Fresh from `recycle`, which looked at its stdout just now.
-            Ok(runner.call_just_checked(request).await?)
+            Ok(runner.call(request).await?)
         }
     }
 
@@ -107,6 +112,12 @@ impl<P: Protocol> SubprocessPool<P> {
     /// The pool's counters (see [`pool_core::Metrics`]).
     pub fn metrics(&self) -> Metrics {
         self.pool.metrics()
+    }
+
+    /// What the workers did: messages sent and dropped, and why workers went (see
+    /// [`WorkerMetrics`]).
+    pub fn worker_metrics(&self) -> WorkerMetrics {
+        self.counters.snapshot()
     }
 
     /// Closes the pool: no new calls; idle workers are stopped now, busy ones when their
@@ -121,7 +132,7 @@ impl<P: Protocol> SubprocessPool<P> {
     }
 
     /// The underlying pool, for direct access to runners.
-    pub fn pool(&self) -> &Pool<RunnerManager<P>> {
+    pub fn pool(&self) -> &Pool<RunnerManager<P, S>> {
         &self.pool
     }
 }
@@ -129,12 +140,12 @@ impl<P: Protocol> SubprocessPool<P> {
 /// Configures a [`SubprocessPool`]: every [`pool_core::PoolConfig`] setting, then
 /// [`build`](SubprocessPoolBuilder::build).
 #[must_use = "a builder does nothing until build() is called"]
-pub struct SubprocessPoolBuilder<P: Protocol> {
-    manager: RunnerManager<P>,
+pub struct SubprocessPoolBuilder<P: Protocol, S: Session<P> = NoSession> {
+    manager: RunnerManager<P, S>,
     config: PoolConfig,
 }
 
-impl<P: Protocol> std::fmt::Debug for SubprocessPoolBuilder<P> {
+impl<P: Protocol, S: Session<P>> std::fmt::Debug for SubprocessPoolBuilder<P, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SubprocessPoolBuilder")
             .field("manager", &self.manager)
@@ -161,7 +172,7 @@ macro_rules! setting {
     };
 }
 
-impl<P: Protocol> SubprocessPoolBuilder<P> {
+impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
     setting!(
         /// The most workers at once.
         max_size: usize
@@ -235,12 +246,39 @@ impl<P: Protocol> SubprocessPoolBuilder<P> {
         self
     }
 
+    /// Runs `session`'s handshake on every new worker (inside create, within
+    /// `startup_timeout`, so `min_idle` workers are ready too) and its goodbye on every
+    /// worker stopped in good order (see [`Session`]).
+    pub fn session<T: Session<P>>(self, session: T) -> SubprocessPoolBuilder<P, T> {
+        SubprocessPoolBuilder {
+            manager: self.manager.with_session(session),
+            config: self.config,
+        }
+    }
+
+    /// Calls `handler` with a worker's pid and each message it sends (a frame that answers
+    /// no request: a notification, a log line, a request to the host). What it returns is
+    /// written back to that worker as the reply; with `None`, the protocol's
+    /// [default reply](Protocol::default_reply), if any. It runs on the task reading the
+    /// worker's stdout, so it should be quick (hand work to a channel). Without a
+    /// handler, messages are dropped and counted in
+    /// [`WorkerMetrics::messages_dropped`].
+    pub fn on_message(
+        mut self,
+        handler: impl Fn(u32, &P::Message) -> Option<P::Request> + Send + Sync + 'static,
+    ) -> Self {
+        self.manager = self.manager.with_message_handler(handler);
+        self
+    }
+
     /// Builds the pool (no worker starts until needed, or for `min_idle`); refuses a bad
     /// setting naming it, as [`pool_core::PoolBuilder::build`] does.
-    pub fn build(self) -> Result<SubprocessPool<P>, BuildError> {
+    pub fn build(self) -> Result<SubprocessPool<P, S>, BuildError> {
         self.manager.spec().validate()?;
+        let counters = self.manager.counters().clone();
         Ok(SubprocessPool {
             pool: Pool::builder(self.manager).config(self.config).build()?,
+            counters,
         })
     }
 }

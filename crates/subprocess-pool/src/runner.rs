@@ -1,38 +1,61 @@
 //! One live worker process.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rustix::io::Errno;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::codec::Encoder;
 
-use crate::error::RunnerError;
+use self::link::{Link, Waiter};
+use self::reader::{Reader, stderr_text};
+use crate::error::{ExitDescription, RunnerError};
+use crate::metrics::Counters;
 use crate::process_group::kill_group;
-use crate::protocol::{Protocol, ProtocolError};
-use crate::spec::WorkerSpec;
+use crate::protocol::Protocol;
+use crate::spec::{ReadyLine, WorkerSpec};
 use crate::stderr::StderrTail;
+
+mod link;
+mod reader;
 
 /// The longest line skipped while waiting for the ready line.
 const MAX_STARTUP_LINE: usize = 1024 * 1024;
-/// How long to wait for the last of a dead worker's stderr.
-const STDERR_SETTLE: Duration = Duration::from_millis(200);
-/// How much of an unasked-for output an error quotes.
+/// How much of an output an error quotes.
 const QUOTED_OUTPUT: usize = 80;
-/// A worker seen alive this recently (an answered call, a check) is not asked again: asking
-/// costs a `waitpid` system call, as much as the rest of a call's overhead.
-const ALIVE_BYPASS: Duration = Duration::from_millis(250);
+/// How long a killed worker may take to be reaped before the runner stops waiting (the
+/// reader task reaps it in any case).
+const REAP_BOUND: Duration = Duration::from_secs(1);
+
+/// Called with a worker's pid and each message (a frame that answers no request) it sends;
+/// returns the reply to write back, if any.
+pub(crate) type MessageHandler<P> =
+    Arc<dyn Fn(u32, &<P as Protocol>::Message) -> Option<<P as Protocol>::Request> + Send + Sync>;
+
+/// A worker's stdin, written by callers (requests) and by the reader task (replies to the
+/// worker's own requests); `None` once closed.
+pub(crate) type SharedStdin = Arc<tokio::sync::Mutex<Option<ChildStdin>>>;
 
 /// One live worker process in its own process group, spoken to with protocol `P`.
+///
+/// A task reads the worker's stdout for as long as it runs, so the runner knows at once
+/// when the worker exits, closes its stdout, breaks the protocol or writes a response
+/// nobody asked for: the worker is then *faulted*, and the next call (or the pool's next
+/// checkout) reports why instead of sending it anything. Frames the protocol sorts as
+/// messages (notifications, log lines, requests from the worker) go to the message
+/// handler, if one was given, and never to a caller.
 ///
 /// A call that fails or is cancelled half-way leaves the runner *poisoned*: its streams
 /// may hold half a message, so it refuses further calls and a pool destroys it. Shutting
 /// a runner down closes its stdin, waits up to `kill_grace` for it to exit, then kills its
 /// whole process group and reaps it; dropping one kills the group at once.
+///
+/// A runner needs a tokio runtime with the time and process drivers enabled.
 ///
 /// # Example
 ///
@@ -49,40 +72,62 @@ const ALIVE_BYPASS: Duration = Duration::from_millis(250);
 /// # }
 /// ```
 pub struct Runner<P: Protocol> {
-    child: Child,
     pid: u32,
-    stdin: Option<ChildStdin>,
-    stdout: ChildStdout,
+    stdin: SharedStdin,
+    link: Arc<Link<P>>,
+    reader: JoinHandle<()>,
     protocol: P,
+    /// Encodes requests (the reader task has a codec of its own for decoding).
     codec: P::Codec,
     write_buf: BytesMut,
-    read_buf: BytesMut,
     stderr: Option<StderrTail>,
     calls: u64,
+    /// Requests sent so far (the next one's sequence number, less one).
+    sent: u64,
     call_limit: Option<u64>,
     started: Instant,
-    /// When the worker last proved alive.
-    seen_alive: Instant,
     max_age: Option<Duration>,
     request_timeout: Option<Duration>,
     kill_grace: Duration,
     poisoned: bool,
-    reaped: bool,
-    /// `check_idle_output` found stdout silent and no call has been made since.
-    just_checked: bool,
 }
 
 impl<P: Protocol> Runner<P> {
-    /// Starts a worker and waits until it is ready (its ready line, if the spec sets one,
-    /// within `startup_timeout`).
+    /// Starts a worker and waits until it is ready: its ready line, if the spec sets one,
+    /// then its greeting, if the spec says it greets, within `startup_timeout`. Messages
+    /// it sends are dropped (counted by a pool's metrics when it has one); use
+    /// [`spawn_with`](Runner::spawn_with) to handle them.
     pub async fn spawn(spec: &WorkerSpec, protocol: P) -> Result<Self, RunnerError> {
+        Self::start(spec, protocol, None, Arc::default()).await
+    }
+
+    /// Like [`spawn`](Runner::spawn), with `handler` called (on the task that reads the
+    /// worker's stdout, so it should be quick) with the worker's pid and each message it
+    /// sends; what the handler returns is written back to the worker as the reply. When it
+    /// returns `None`, the protocol's [default reply](Protocol::default_reply), if any, is
+    /// written (JSON-RPC answers a request from the worker with "method not found").
+    pub async fn spawn_with(
+        spec: &WorkerSpec,
+        protocol: P,
+        handler: impl Fn(u32, &P::Message) -> Option<P::Request> + Send + Sync + 'static,
+    ) -> Result<Self, RunnerError> {
+        Self::start(spec, protocol, Some(Arc::new(handler)), Arc::default()).await
+    }
+
+    pub(crate) async fn start(
+        spec: &WorkerSpec,
+        protocol: P,
+        handler: Option<MessageHandler<P>>,
+        counters: Arc<Counters>,
+    ) -> Result<Self, RunnerError> {
+        let deadline = Instant::now() + spec.startup_timeout;
         let mut child = spec
             .launch
             .command(spec.stderr.stdio())
             .spawn()
             .map_err(|error| spec.launch.spawn_error(error))?;
         let pid = child.id().unwrap_or_default();
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
             unreachable!("the command pipes stdin and stdout");
         };
         let stderr = match spec.stderr {
@@ -92,261 +137,216 @@ impl<P: Protocol> Runner<P> {
                 .map(|stderr| StderrTail::drain(stderr, limit)),
             _ => None,
         };
-        let mut runner = Runner {
-            child,
+        let mut buf = BytesMut::with_capacity(8 * 1024);
+        if let Some(ready) = &spec.ready_line {
+            let waited = tokio::time::timeout_at(
+                deadline,
+                wait_ready(&mut child, &mut stdout, &mut buf, ready, spec.kill_grace),
+            )
+            .await;
+            let failure = match waited {
+                Ok(Ok(())) if buf.is_empty() || spec.greeting => None,
+                Ok(Ok(())) => Some(format!(
+                    "it wrote {:?} after its ready line, before any request",
+                    quote(&buf)
+                )),
+                Ok(Err(reason)) => Some(reason),
+                Err(_) => Some(format!(
+                    "no ready line {ready} on stdout within {:?}",
+                    spec.startup_timeout
+                )),
+            };
+            if let Some(reason) = failure {
+                kill_group(pid);
+                let _ = tokio::time::timeout(REAP_BOUND, child.wait()).await;
+                let stderr = stderr_text(stderr).await;
+                return Err(RunnerError::Startup { reason, stderr });
+            }
+        }
+        let link = Arc::new(Link::new());
+        let greeting = spec.greeting.then(|| {
+            let (reply, greeting) = oneshot::channel();
+            link.lock().waiter = Some(Waiter { id: None, reply });
+            greeting
+        });
+        let stdin: SharedStdin = Arc::new(tokio::sync::Mutex::new(Some(stdin)));
+        let reader = Reader {
+            link: link.clone(),
+            codec: protocol.codec(),
+            protocol: protocol.clone(),
+            buf,
+            stdin: stdin.clone(),
+            handler,
+            counters,
+            stderr: stderr.clone(),
             pid,
-            stdin: Some(stdin),
-            stdout,
+            kill_grace: spec.kill_grace,
+        };
+        let reader = tokio::spawn(reader.run(child, stdout));
+        let runner = Runner {
+            pid,
+            stdin,
+            link,
+            reader,
             codec: protocol.codec(),
             protocol,
             write_buf: BytesMut::with_capacity(8 * 1024),
-            read_buf: BytesMut::with_capacity(8 * 1024),
             stderr,
             calls: 0,
+            sent: 0,
             call_limit: spec.max_requests.map(jittered),
             started: Instant::now(),
-            seen_alive: Instant::now(),
             max_age: spec.max_age,
             request_timeout: spec.request_timeout,
             kill_grace: spec.kill_grace,
             poisoned: false,
-            reaped: false,
-            just_checked: false,
         };
-        if let Some(line) = &spec.ready_line {
-            let ready = tokio::time::timeout(spec.startup_timeout, runner.skip_to_line(line)).await;
-            let reason = match ready {
-                Ok(Ok(())) if runner.read_buf.is_empty() => return Ok(runner),
-                Ok(Ok(())) => format!(
-                    "it wrote {:?} after its ready line, before any request",
-                    runner.quoted_output()
-                ),
-                Ok(Err(reason)) => reason,
-                Err(_) => format!(
-                    "no ready line {line:?} on stdout within {:?}",
-                    spec.startup_timeout
-                ),
+        if let Some(greeting) = greeting {
+            let reason = match tokio::time::timeout_at(deadline, greeting).await {
+                Ok(Ok(Ok(_))) => return Ok(runner),
+                Ok(Ok(Err(error))) => format!("no greeting: {error}"),
+                Ok(Err(_)) => "no greeting: its reader stopped".to_string(),
+                Err(_) => format!("no greeting within {:?}", spec.startup_timeout),
             };
-            kill_group(runner.pid);
-            let stderr = runner.stderr_text().await;
-            runner.shutdown().await;
-            return Err(RunnerError::Startup { reason, stderr });
+            return Err(runner.fail_start(reason, true).await);
         }
         Ok(runner)
     }
 
-    /// Sends one request and reads its response.
-    ///
-    /// A request the protocol refuses (a newline under `Lines`, an oversize frame) fails
-    /// before anything is written and leaves the runner usable. Any other failure (a
-    /// timeout, the worker exiting, garbage on stdout) poisons the runner; so does
-    /// dropping this future before it completes. So does output nobody asked for: bytes
-    /// the worker wrote after its last response and before this request, or after this
-    /// request's response (a second line, say), fail the call with
-    /// [`ProtocolError::Malformed`] quoting them, because which answer belongs to which
-    /// request can no longer be told.
-    pub async fn call(&mut self, request: P::Request) -> Result<P::Response, RunnerError> {
-        self.just_checked = false;
-        self.call_just_checked(request).await
+    /// Kills a runner that could not finish starting, and says why (with its stderr tail,
+    /// unless `reason` already quotes it).
+    pub(crate) async fn fail_start(mut self, reason: String, with_stderr: bool) -> RunnerError {
+        self.kill().await;
+        let stderr = match with_stderr {
+            true => stderr_text(self.stderr.clone()).await,
+            false => String::new(),
+        };
+        RunnerError::Startup { reason, stderr }
     }
 
-    /// [`call`](Runner::call) for a runner its pool has just lent: the recycle looked at
-    /// its stdout (`check_idle_output`) microseconds ago, so the call does not look again
-    /// (a read system call is about 4% of a pinned `cat` round trip here).
-    pub(crate) async fn call_just_checked(
-        &mut self,
-        request: P::Request,
-    ) -> Result<P::Response, RunnerError> {
-        if self.poisoned {
-            return Err(RunnerError::Poisoned);
+    /// Sends one request and waits for its response.
+    ///
+    /// A request the protocol refuses (a newline under `Lines`, an oversize frame, a
+    /// notification under `JsonRpc`) fails before anything is written and leaves the
+    /// runner usable. Any other failure poisons the runner: a timeout (the worker is
+    /// killed), the worker exiting (the error has its exit status, stderr tail and any
+    /// output it left unfinished), garbage on stdout, a response for another request, and
+    /// output nobody asked for ([`ProtocolError::Unasked`](crate::ProtocolError::Unasked)).
+    /// So does dropping this future before it completes.
+    pub async fn call(&mut self, mut request: P::Request) -> Result<P::Response, RunnerError> {
+        self.usable()?;
+        let sequence = self.sent + 1;
+        let id = self.protocol.prepare(&mut request, sequence)?;
+        self.encode(request)?;
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut state = self.link.lock();
+            if state.faulted {
+                self.poisoned = true;
+                return Err(state.fault.take().unwrap_or(RunnerError::Poisoned));
+            }
+            state.asked = true;
+            state.waiter = Some(Waiter { id, reply });
         }
-        if !std::mem::take(&mut self.just_checked) {
-            // A closed stdout is the worker dying: the exchange below reports how.
-            self.listen("before this request")?;
-        }
-        let request_id = self.protocol.request_id(&request);
-        self.write_buf.clear();
-        if let Err(error) = self.codec.encode(request, &mut self.write_buf) {
-            self.write_buf.clear();
-            return Err(error.into());
-        }
-        self.poisoned = true; // until the whole response is read
+        self.sent = sequence;
+        self.poisoned = true; // until the answer is in
         let outcome = match self.request_timeout {
-            None => self.exchange(request_id).await,
-            Some(limit) => match tokio::time::timeout(limit, self.exchange(request_id)).await {
+            None => self.exchange(answer).await,
+            Some(limit) => match tokio::time::timeout(limit, self.exchange(answer)).await {
                 Ok(outcome) => outcome,
-                Err(_) => {
-                    kill_group(self.pid);
-                    Err(RunnerError::Timeout { after: limit })
-                }
+                Err(_) => Err(self.timed_out(limit).await),
             },
         };
         if outcome.is_ok() {
             self.poisoned = false;
             self.calls += 1;
-            self.seen_alive = Instant::now();
         }
         outcome
     }
 
-    async fn exchange(&mut self, request_id: u64) -> Result<P::Response, RunnerError> {
-        let Some(stdin) = self.stdin.as_mut() else {
-            return Err(RunnerError::Poisoned);
-        };
-        if let Err(error) = stdin.write_all(&self.write_buf).await {
-            return Err(match error.kind() {
-                io::ErrorKind::BrokenPipe => self.died().await,
-                _ => RunnerError::Io(error),
-            });
-        }
-        loop {
-            if let Some(response) = self.codec.decode(&mut self.read_buf)? {
-                self.protocol.check_response(request_id, &response)?;
-                if !self.read_buf.is_empty() {
-                    // Which of the two is this request's answer cannot be told.
-                    return Err(self.unasked_output("after its response to this request"));
-                }
-                return Ok(response);
-            }
-            self.read_buf.reserve(8 * 1024);
-            match self.stdout.read_buf(&mut self.read_buf).await {
-                Ok(0) => return Err(self.died().await),
-                Ok(_) => {}
-                Err(error) => return Err(RunnerError::Io(error)),
-            }
-        }
-    }
-
-    /// Reads, without waiting, whatever the worker wrote since its last response. A worker
-    /// answering one request with one response is silent until it gets the next request,
-    /// so output now (a second line, a stray print) would be taken for the next caller's
-    /// answer.
-    ///
-    /// It asks the pipe itself (tokio makes it non-blocking) rather than going through
-    /// tokio, whose cached readiness says "nothing" for bytes its event loop has not seen
-    /// yet; a read behind tokio's back only leaves it a stale "readable" that costs one
-    /// empty read later.
-    ///
-    /// Output, or a pipe that cannot be read, poisons the runner and is the error (`when`
-    /// says when it was found).
-    fn listen(&mut self, when: &str) -> Result<Stdout, RunnerError> {
-        let mut scratch = [0u8; 512];
-        while self.read_buf.is_empty() {
-            match rustix::io::read(self.stdout.as_fd(), &mut scratch) {
-                Ok(0) => return Ok(Stdout::Closed),
-                Ok(read) => self.read_buf.extend_from_slice(&scratch[..read]),
-                Err(Errno::AGAIN) => return Ok(Stdout::Silent),
-                Err(Errno::INTR) => {}
-                Err(error) => {
-                    self.poisoned = true;
-                    return Err(RunnerError::Io(error.into()));
-                }
-            }
-        }
-        self.poisoned = true;
-        Err(self.unasked_output(when))
-    }
-
-    /// The error for output nobody asked for (now in `read_buf`), quoting its start.
-    fn unasked_output(&self, when: &str) -> RunnerError {
-        ProtocolError::Malformed(format!(
-            "the worker wrote output nobody asked for {when} ({} bytes read so far, \
-             starting {:?}); its answers can no longer be matched to requests, so it is \
-             not used again",
-            self.read_buf.len(),
-            self.quoted_output(),
-        ))
-        .into()
-    }
-
-    /// The start of what is in the read buffer, for an error message.
-    fn quoted_output(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.read_buf[..self.read_buf.len().min(QUOTED_OUTPUT)])
-    }
-
-    /// Checks an idle worker before it is lent or pinged: it must not have written anything
-    /// since its last response, nor closed its stdout (it is exiting). Output poisons it.
-    pub(crate) fn check_idle_output(&mut self) -> Result<(), RunnerError> {
-        match self.listen("while idle")? {
-            Stdout::Silent => {
-                self.just_checked = true;
-                Ok(())
-            }
-            Stdout::Closed => Err(RunnerError::idle_worker_gone("closed its stdout")),
-        }
-    }
-
-    /// Reads stdout lines until `line`; anything after it stays in the read buffer (which
-    /// the caller refuses: a worker says nothing between its ready line and a request).
-    async fn skip_to_line(&mut self, line: &str) -> Result<(), String> {
-        loop {
-            while let Some(end) = self.read_buf.iter().position(|&byte| byte == b'\n') {
-                let got = self.read_buf.split_to(end + 1);
-                let got = got.strip_suffix(b"\n").unwrap_or(&got);
-                let got = got.strip_suffix(b"\r").unwrap_or(got);
-                if got == line.as_bytes() {
-                    return Ok(());
-                }
-            }
-            if self.read_buf.len() > MAX_STARTUP_LINE {
-                return Err(format!(
-                    "a stdout line longer than {MAX_STARTUP_LINE} bytes before the ready line"
-                ));
-            }
-            self.read_buf.reserve(8 * 1024);
-            match self.stdout.read_buf(&mut self.read_buf).await {
-                Ok(0) => {
-                    return Err(match self.exit_status(self.kill_grace).await {
-                        Some(status) => format!("exited ({status}) before printing {line:?}"),
-                        None => format!("closed stdout before printing {line:?}"),
-                    });
-                }
-                Ok(_) => {}
-                Err(error) => return Err(format!("reading stdout failed: {error}")),
-            }
-        }
-    }
-
-    /// The error for a worker found dead (stdout closed, stdin broken): its exit status
-    /// and stderr tail, after making sure its group is gone.
-    async fn died(&mut self) -> RunnerError {
-        let status = self.exit_status(self.kill_grace).await;
-        kill_group(self.pid);
-        let status = match status {
-            Some(status) => status,
-            None => match self.child.wait().await {
-                Ok(status) => status,
-                Err(error) => return RunnerError::Io(error),
+    /// Sends a request that gets no answer (a JSON-RPC notification, say), bounded by the
+    /// request timeout. Refused requests leave the runner usable; a failed or cancelled
+    /// write poisons it.
+    pub async fn send(&mut self, request: P::Request) -> Result<(), RunnerError> {
+        self.usable()?;
+        self.encode(request)?;
+        self.link.lock().asked = true;
+        self.poisoned = true; // until the whole frame is written
+        let written = match self.request_timeout {
+            None => self.write().await,
+            Some(limit) => match tokio::time::timeout(limit, self.write()).await {
+                Ok(written) => written,
+                Err(_) => return Err(self.timed_out(limit).await),
             },
         };
-        self.reaped = true;
-        let stderr = self.stderr_text().await;
-        RunnerError::Exited { status, stderr }
-    }
-
-    /// Waits up to `bound` for the worker to exit, reaping it.
-    async fn exit_status(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
-        let status = tokio::time::timeout(bound, self.child.wait())
-            .await
-            .ok()?
-            .ok()?;
-        self.reaped = true;
-        Some(status)
-    }
-
-    /// The tail of the worker's stderr (owned, so no borrow of the runner is held across
-    /// the wait and its future stays `Send`).
-    fn stderr_text(&self) -> impl std::future::Future<Output = String> + Send + 'static {
-        let tail = self.stderr.clone();
-        async move {
-            match tail {
-                Some(tail) => {
-                    tail.settle(STDERR_SETTLE).await;
-                    tail.text()
-                }
-                None => String::new(),
+        match written {
+            Ok(()) => {
+                self.poisoned = false;
+                Ok(())
             }
+            Err(error) => Err(self
+                .link
+                .lock()
+                .fault
+                .take()
+                .unwrap_or(RunnerError::Io(error))),
         }
+    }
+
+    /// Refuses a poisoned or faulted runner, with the reason if it was not reported yet.
+    fn usable(&mut self) -> Result<(), RunnerError> {
+        let mut state = self.link.lock();
+        if self.poisoned || state.faulted {
+            self.poisoned = true;
+            return Err(state.fault.take().unwrap_or(RunnerError::Poisoned));
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, request: P::Request) -> Result<(), RunnerError> {
+        self.write_buf.clear();
+        self.codec
+            .encode(request, &mut self.write_buf)
+            .map_err(|error| {
+                self.write_buf.clear();
+                error.into()
+            })
+    }
+
+    async fn write(&mut self) -> io::Result<()> {
+        let mut stdin = self.stdin.lock().await;
+        match stdin.as_mut() {
+            Some(stdin) => stdin.write_all(&self.write_buf).await,
+            None => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        answer: oneshot::Receiver<Result<P::Response, RunnerError>>,
+    ) -> Result<P::Response, RunnerError> {
+        match self.write().await {
+            Ok(()) => {}
+            // The worker is exiting or stopped reading: its reader reports how, promptly.
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(error) => return Err(RunnerError::Io(error)),
+        }
+        answer.await.unwrap_or(Err(RunnerError::Poisoned))
+    }
+
+    /// Kills a worker whose request ran out of time.
+    async fn timed_out(&mut self, after: Duration) -> RunnerError {
+        self.link.lock().killed_by_pool = Some(format!("its request timed out after {after:?}"));
+        kill_group(self.pid);
+        let stderr = stderr_text(self.stderr.clone()).await;
+        RunnerError::Timeout { after, stderr }
+    }
+
+    /// Checks an idle worker before it is lent: it must not have faulted (written output
+    /// nobody asked for, broken the protocol, closed its stdout, exited) since its last
+    /// call. One uncontended lock, no system call: the reader task has been watching.
+    pub(crate) fn check_idle(&mut self) -> Result<(), RunnerError> {
+        self.usable()
     }
 
     /// The worker's process id (also its process group id).
@@ -359,9 +359,11 @@ impl<P: Protocol> Runner<P> {
         self.calls
     }
 
-    /// Whether an earlier call failed or was cancelled half-way.
+    /// Whether the runner refuses calls: an earlier call failed or was cancelled
+    /// half-way, or the worker faulted since (exited, closed its stdout, broke the
+    /// protocol, wrote output nobody asked for).
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned
+        self.poisoned || self.link.lock().faulted
     }
 
     /// Whether the worker reached its request limit or its age limit.
@@ -372,53 +374,75 @@ impl<P: Protocol> Runner<P> {
                 .is_some_and(|age| self.started.elapsed() >= age)
     }
 
-    /// Whether the worker process is still running (reaping it if it exited).
-    pub fn is_alive(&mut self) -> bool {
-        if self.reaped {
-            return false;
-        }
-        match self.child.try_wait() {
-            Ok(None) => {
-                self.seen_alive = Instant::now();
-                true
-            }
-            Ok(Some(_)) | Err(_) => {
-                self.reaped = true;
-                false
-            }
+    /// Whether the worker process is still running. No system call: the task reading
+    /// the worker learns of its exit as it happens.
+    pub fn is_alive(&self) -> bool {
+        self.link.exit_status().is_none()
+    }
+
+    /// How the worker ended, as far as the runner knows now.
+    pub(crate) fn fate(&self) -> Fate {
+        let state = self.link.lock();
+        if state.killed_by_pool.is_some() {
+            Fate::Killed
+        } else if state.exited_at.is_some() {
+            Fate::Exited
+        } else if self.poisoned || state.faulted {
+            Fate::Faulted
+        } else if self.is_spent() {
+            Fate::Retired
+        } else {
+            Fate::Stopped
         }
     }
 
-    /// Like [`is_alive`](Runner::is_alive), but trusts a worker that proved alive (answered
-    /// a call, passed a check) within the last 250 ms without asking the system again.
-    pub fn is_probably_alive(&mut self) -> bool {
-        if !self.reaped && self.seen_alive.elapsed() < ALIVE_BYPASS {
-            return true;
+    /// How long the worker lived, if it exited on its own before it ever answered: it may
+    /// not be able to start at all.
+    pub(crate) fn died_young(&self) -> Option<Duration> {
+        let state = self.link.lock();
+        match state.exited_at {
+            Some(at) if !state.answered && state.killed_by_pool.is_none() => {
+                Some(at.saturating_duration_since(self.started))
+            }
+            _ => None,
         }
-        self.is_alive()
+    }
+
+    /// Waits up to `bound` for the worker to exit; its status if it did.
+    pub(crate) async fn wait_exit(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(bound, self.link.exited()).await.ok()
     }
 
     /// Stops the worker: closes its stdin (so it sees end of input), waits up to
     /// `kill_grace` for it to exit, then kills its whole process group and reaps it.
     pub async fn shutdown(mut self) {
-        drop(self.stdin.take());
-        if !self.reaped {
-            let _ = self.exit_status(self.kill_grace).await;
+        drop(self.stdin.lock().await.take());
+        if self.wait_exit(self.kill_grace).await.is_none() {
+            let reason = format!(
+                "it did not exit within {:?} of its stdin being closed",
+                self.kill_grace
+            );
+            self.link.lock().killed_by_pool.get_or_insert(reason);
         }
+        self.kill().await;
+    }
+
+    /// Kills the worker's process group and waits (briefly) until the worker is reaped.
+    async fn kill(&mut self) {
         // Grandchildren may outlive the leader; the group goes in any case.
         kill_group(self.pid);
-        if !self.reaped && self.child.wait().await.is_ok() {
-            self.reaped = true;
-        }
+        let _ = self.wait_exit(REAP_BOUND).await;
     }
 }
 
 impl<P: Protocol> Drop for Runner<P> {
     fn drop(&mut self) {
-        if !self.reaped {
-            // `kill_on_drop` kills the leader and tokio reaps it; the group goes too.
+        if self.is_alive() {
+            // The reader task owns the child, whose `kill_on_drop` kills the leader when the
+            // task is dropped (tokio reaps it); the group goes too.
             kill_group(self.pid);
         }
+        self.reader.abort();
     }
 }
 
@@ -427,18 +451,79 @@ impl<P: Protocol> std::fmt::Debug for Runner<P> {
         f.debug_struct("Runner")
             .field("pid", &self.pid)
             .field("calls", &self.calls)
-            .field("poisoned", &self.poisoned)
+            .field("poisoned", &self.is_poisoned())
             .finish_non_exhaustive()
     }
 }
 
-/// What a look at an idle worker's stdout found, output nobody asked for aside (an error).
+/// How a worker's life ended, for the pool's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stdout {
-    /// Nothing to read: as it should be.
-    Silent,
-    /// End of file: the worker closed its stdout, so it is exiting.
-    Closed,
+pub(crate) enum Fate {
+    /// Reached its request or age limit.
+    Retired,
+    /// Exited or closed its stdout on its own.
+    Exited,
+    /// Killed by the pool (a request timed out, it would not exit).
+    Killed,
+    /// Broke the protocol, wrote output nobody asked for, or a call on it failed or was
+    /// cancelled half-way.
+    Faulted,
+    /// Stopped while healthy (idle timeout, shrinking, shutdown).
+    Stopped,
+}
+
+/// Reads stdout until the ready line; what follows it stays in `buf`.
+async fn wait_ready(
+    child: &mut Child,
+    stdout: &mut ChildStdout,
+    buf: &mut BytesMut,
+    ready: &ReadyLine,
+    kill_grace: Duration,
+) -> Result<(), String> {
+    loop {
+        while let Some(end) = buf.iter().position(|&byte| byte == b'\n') {
+            let got = buf.split_to(end + 1);
+            let got = got.strip_suffix(b"\n").unwrap_or(&got);
+            let got = got.strip_suffix(b"\r").unwrap_or(got);
+            if ready.matches(got) {
+                return Ok(());
+            }
+        }
+        if buf.len() > MAX_STARTUP_LINE {
+            return Err(format!(
+                "a stdout line longer than {MAX_STARTUP_LINE} bytes before the ready line"
+            ));
+        }
+        buf.reserve(8 * 1024);
+        tokio::select! {
+            biased;
+            read = stdout.read_buf(buf) => match read {
+                Ok(0) => {
+                    let status = tokio::time::timeout(kill_grace, child.wait()).await;
+                    return Err(match status {
+                        Ok(Ok(status)) => format!(
+                            "it exited {} before printing {ready}",
+                            ExitDescription(&status)
+                        ),
+                        _ => format!("it closed its stdout before printing {ready}"),
+                    });
+                }
+                Ok(_) => {}
+                Err(error) => return Err(format!("reading its stdout failed: {error}")),
+            },
+            status = child.wait() => {
+                return Err(match status {
+                    Ok(status) => format!("it exited {} before printing {ready}", ExitDescription(&status)),
+                    Err(error) => format!("waiting for it failed: {error}"),
+                });
+            }
+        }
+    }
+}
+
+/// The start of `bytes`, for an error message.
+pub(crate) fn quote(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTED_OUTPUT)])
 }
 
 /// `limit` shortened by a random 0-5%, at least 1.

@@ -8,6 +8,9 @@ use pool_core::BuildError;
 use crate::launch::Launch;
 use crate::stderr::StderrMode;
 
+/// How long a request may take unless [`WorkerSpec::request_timeout`] says otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How to start a worker process, and the limits it runs under. A builder: every method
 /// takes and returns the spec.
 ///
@@ -32,7 +35,8 @@ use crate::stderr::StderrMode;
 #[derive(Debug, Clone)]
 pub struct WorkerSpec {
     pub(crate) launch: Launch,
-    pub(crate) ready_line: Option<String>,
+    pub(crate) ready_line: Option<ReadyLine>,
+    pub(crate) greeting: bool,
     pub(crate) startup_timeout: Duration,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) max_requests: Option<u64>,
@@ -47,8 +51,9 @@ impl WorkerSpec {
         Self {
             launch: Launch::new(program),
             ready_line: None,
+            greeting: false,
             startup_timeout: Duration::from_secs(30),
-            request_timeout: None,
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             max_requests: None,
             max_age: None,
             stderr: StderrMode::default(),
@@ -77,9 +82,27 @@ impl WorkerSpec {
     }
 
     /// The worker is ready once it prints this line on stdout (default: ready once
-    /// spawned). Lines before it are skipped.
+    /// spawned). Lines before it are skipped; output after it, before any request, is a
+    /// failed start (unless the worker [greets](WorkerSpec::skip_greeting)).
     pub fn ready_line(mut self, line: impl Into<String>) -> Self {
-        self.ready_line = Some(line.into());
+        self.ready_line = Some(ReadyLine::Exact(line.into()));
+        self
+    }
+
+    /// The worker is ready once it prints a line starting with `prefix` (a banner that
+    /// names a version, such as `aspell -a`'s `@(#) International Ispell Version ...`).
+    /// Replaces [`ready_line`](WorkerSpec::ready_line).
+    pub fn ready_line_starting_with(mut self, prefix: impl Into<String>) -> Self {
+        self.ready_line = Some(ReadyLine::Prefix(prefix.into()));
+        self
+    }
+
+    /// The worker speaks first: its first frame, in the protocol's framing (a banner and
+    /// a first prompt, under [`Delimited::prompt`](crate::protocol::Delimited::prompt)),
+    /// is read as part of starting it, within `startup_timeout`, and dropped. Without
+    /// this, such a frame is output nobody asked for and the worker is not used.
+    pub fn skip_greeting(mut self) -> Self {
+        self.greeting = true;
         self
     }
 
@@ -89,9 +112,19 @@ impl WorkerSpec {
         self
     }
 
-    /// Bounds each request; a request that takes longer kills the worker (default: none).
+    /// Bounds each request; a request that takes longer kills the worker's process group
+    /// and fails with [`RunnerError::Timeout`](crate::RunnerError::Timeout) (default:
+    /// [`DEFAULT_REQUEST_TIMEOUT`], 60 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Lets requests run as long as they take. A worker that exits still fails its call
+    /// at once, but one that hangs holds its caller until the caller gives up (drops the
+    /// call, or a `wait_timeout` it set elsewhere passes): set this only on purpose.
+    pub fn no_request_timeout(mut self) -> Self {
+        self.request_timeout = None;
         self
     }
 
@@ -125,5 +158,30 @@ impl WorkerSpec {
     /// The program this spec runs.
     pub fn program(&self) -> &std::path::Path {
         self.launch.program()
+    }
+}
+
+/// The line that says a worker is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReadyLine {
+    Exact(String),
+    Prefix(String),
+}
+
+impl ReadyLine {
+    pub(crate) fn matches(&self, line: &[u8]) -> bool {
+        match self {
+            ReadyLine::Exact(ready) => line == ready.as_bytes(),
+            ReadyLine::Prefix(prefix) => line.starts_with(prefix.as_bytes()),
+        }
+    }
+}
+
+impl std::fmt::Display for ReadyLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadyLine::Exact(line) => write!(f, "{line:?}"),
+            ReadyLine::Prefix(prefix) => write!(f, "a line starting with {prefix:?}"),
+        }
     }
 }

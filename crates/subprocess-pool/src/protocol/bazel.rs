@@ -90,16 +90,15 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
-/// Singleplex workers answer each request with its own id.
-pub(super) fn check_ids(
-    expected: u64,
-    response: &WorkResponse,
-) -> Result<(), super::ProtocolError> {
-    let got = response.request_id as u32 as u64;
-    if got == expected {
-        Ok(())
-    } else {
-        Err(super::ProtocolError::Mismatch { expected, got })
+/// What a Bazel worker sends: only responses, each with the id of its request.
+pub(super) type BazelIncoming = super::Incoming<WorkResponse, std::convert::Infallible>;
+
+/// A response, with the id it answers (singleplex workers echo their request's id; the
+/// runner checks it).
+pub(super) fn classify(response: WorkResponse) -> BazelIncoming {
+    super::Incoming::Response {
+        id: Some(response.request_id as u32 as u64),
+        response,
     }
 }
 

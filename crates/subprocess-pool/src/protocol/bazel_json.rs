@@ -1,9 +1,11 @@
 //! Bazel's JSON persistent-worker protocol: one JSON object per line, each way.
 
+use std::convert::Infallible;
+
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::bazel::{WorkRequest, WorkResponse, check_ids, id_of};
+use super::bazel::{self, BazelIncoming, WorkRequest, WorkResponse};
 use super::lines::{DEFAULT_MAX_LINE, Lines, LinesFraming};
 use super::{Protocol, ProtocolError};
 
@@ -52,6 +54,7 @@ impl BazelJson {
 impl Protocol for BazelJson {
     type Request = WorkRequest;
     type Response = WorkResponse;
+    type Message = Infallible;
     type Codec = BazelJsonFraming;
 
     fn codec(&self) -> BazelJsonFraming {
@@ -60,16 +63,12 @@ impl Protocol for BazelJson {
         }
     }
 
-    fn request_id(&self, request: &WorkRequest) -> u64 {
-        id_of(request)
+    fn classify(&self, response: WorkResponse) -> Result<BazelIncoming, ProtocolError> {
+        Ok(bazel::classify(response))
     }
 
-    fn check_response(
-        &self,
-        request_id: u64,
-        response: &WorkResponse,
-    ) -> Result<(), ProtocolError> {
-        check_ids(request_id, response)
+    fn prepare(&self, request: &mut WorkRequest, _: u64) -> Result<Option<u64>, ProtocolError> {
+        Ok(Some(bazel::id_of(request)))
     }
 }
 
@@ -140,23 +139,18 @@ mod tests {
     }
 
     #[test]
-    fn a_response_for_another_request_is_a_mismatch() {
+    fn a_response_carries_the_id_it_answers() {
         let response = WorkResponse {
             request_id: 7,
             ..Default::default()
         };
-        let error = BazelJson::default()
-            .check_response(0, &response)
-            .unwrap_err();
-        assert!(
-            matches!(
-                error,
-                ProtocolError::Mismatch {
-                    expected: 0,
-                    got: 7
-                }
-            ),
-            "{error}"
+        let sorted = BazelJson::default().classify(response.clone()).unwrap();
+        assert_eq!(
+            sorted,
+            super::super::Incoming::Response {
+                id: Some(7),
+                response
+            }
         );
     }
 }

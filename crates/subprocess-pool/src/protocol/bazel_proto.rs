@@ -1,10 +1,12 @@
 //! Bazel's default persistent-worker protocol: varint-length-delimited protobuf.
 
+use std::convert::Infallible;
+
 use bytes::{Buf, BytesMut};
 use prost::Message;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::bazel::{WorkRequest, WorkResponse, check_ids, id_of};
+use super::bazel::{self, BazelIncoming, WorkRequest, WorkResponse};
 use super::{Protocol, ProtocolError};
 
 /// The default largest message, each way: 16 MiB.
@@ -53,6 +55,7 @@ impl BazelProto {
 impl Protocol for BazelProto {
     type Request = WorkRequest;
     type Response = WorkResponse;
+    type Message = Infallible;
     type Codec = BazelProtoFraming;
 
     fn codec(&self) -> BazelProtoFraming {
@@ -61,16 +64,12 @@ impl Protocol for BazelProto {
         }
     }
 
-    fn request_id(&self, request: &WorkRequest) -> u64 {
-        id_of(request)
+    fn classify(&self, response: WorkResponse) -> Result<BazelIncoming, ProtocolError> {
+        Ok(bazel::classify(response))
     }
 
-    fn check_response(
-        &self,
-        request_id: u64,
-        response: &WorkResponse,
-    ) -> Result<(), ProtocolError> {
-        check_ids(request_id, response)
+    fn prepare(&self, request: &mut WorkRequest, _: u64) -> Result<Option<u64>, ProtocolError> {
+        Ok(Some(bazel::id_of(request)))
     }
 }
 

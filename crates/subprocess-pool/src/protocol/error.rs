@@ -5,7 +5,7 @@
 pub enum ProtocolError {
     /// Reading or writing the pipe failed.
     #[error("pipe i/o failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The request cannot be encoded in this protocol (e.g. a newline under `Lines`); it
     /// was not sent, and the worker is unharmed.
     #[error("invalid request: {0}")]
@@ -23,6 +23,11 @@ pub enum ProtocolError {
     /// The worker wrote something that is not a valid response.
     #[error("malformed response: {0}")]
     Malformed(String),
+    /// The worker sent a response while no request was outstanding, or more output right
+    /// after a response under a protocol without ids: which answer belongs to which
+    /// request can no longer be told.
+    #[error("output nobody asked for: {0}")]
+    Unasked(String),
     /// The response answers another request.
     #[error("response is for request {got}, expected {expected}")]
     Mismatch {
@@ -31,4 +36,12 @@ pub enum ProtocolError {
         /// The request id received.
         got: u64,
     },
+}
+
+// Written out rather than `#[from]`, which would also return the error from `source()`
+// while the message already shows it.
+impl From<std::io::Error> for ProtocolError {
+    fn from(error: std::io::Error) -> Self {
+        ProtocolError::Io(error)
+    }
 }

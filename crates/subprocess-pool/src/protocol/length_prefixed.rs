@@ -1,9 +1,11 @@
 //! Frames of bytes, each preceded by its length.
 
+use std::convert::Infallible;
+
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-use super::{Protocol, ProtocolError};
+use super::{Incoming, Protocol, ProtocolError};
 
 /// The default largest frame, each way: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -47,7 +49,15 @@ impl LengthPrefixed {
 impl Protocol for LengthPrefixed {
     type Request = Bytes;
     type Response = Bytes;
+    type Message = Infallible;
     type Codec = LengthPrefixedFraming;
+
+    fn classify(&self, frame: Bytes) -> Result<Incoming<Bytes, Infallible>, ProtocolError> {
+        Ok(Incoming::Response {
+            id: None,
+            response: frame,
+        })
+    }
 
     fn codec(&self) -> LengthPrefixedFraming {
         LengthPrefixedFraming {

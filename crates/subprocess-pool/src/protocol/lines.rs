@@ -1,9 +1,11 @@
 //! One UTF-8 line each way.
 
+use std::convert::Infallible;
+
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder, LinesCodec, LinesCodecError};
 
-use super::{Protocol, ProtocolError};
+use super::{Incoming, Protocol, ProtocolError};
 
 /// The default longest line, each way: 16 MiB.
 pub const DEFAULT_MAX_LINE: usize = 16 * 1024 * 1024;
@@ -49,6 +51,7 @@ impl Lines {
 impl Protocol for Lines {
     type Request = String;
     type Response = String;
+    type Message = Infallible;
     type Codec = LinesFraming;
 
     fn codec(&self) -> LinesFraming {
@@ -56,6 +59,13 @@ impl Protocol for Lines {
             max_length: self.max_length,
             inner: LinesCodec::new_with_max_length(self.max_length),
         }
+    }
+
+    fn classify(&self, line: String) -> Result<Incoming<String, Infallible>, ProtocolError> {
+        Ok(Incoming::Response {
+            id: None,
+            response: line,
+        })
     }
 }
 

@@ -1,10 +1,27 @@
 //! How requests and responses cross a worker's pipes.
 //!
-//! A [`Protocol`] names a request type, a response type and a codec: a
+//! A [`Protocol`] names a request type, a response type, a type for the frames a worker
+//! sends on its own (notifications, log lines, requests to the host), and a codec: a
 //! [`tokio_util::codec::Encoder`] of requests (written to the worker's stdin) and a
-//! [`tokio_util::codec::Decoder`] of responses (read from its stdout). Ready protocols:
-//! [`Lines`], [`LengthPrefixed`], and Bazel's persistent-worker protocols [`BazelJson`] and
-//! [`BazelProto`] over [`WorkRequest`] / [`WorkResponse`].
+//! [`tokio_util::codec::Decoder`] of frames (read from its stdout), which
+//! [`Protocol::classify`] sorts into responses and messages. Ready protocols: [`Lines`],
+//! [`Delimited`] (answers of several lines ending with a delimiter), [`LengthPrefixed`],
+//! [`JsonRpc`] (JSON-RPC 2.0 over `Content-Length` framing, the LSP base protocol), and
+//! Bazel's persistent-worker protocols [`BazelJson`] and [`BazelProto`] over
+//! [`WorkRequest`] / [`WorkResponse`].
+//!
+//! # Which answer belongs to which request
+//!
+//! A caller gets the response to its own request or an error, never another call's
+//! answer. Where responses carry the id of their request ([`JsonRpc`], the Bazel
+//! protocols), the id is checked. Where they do not ([`Lines`], [`Delimited`],
+//! [`LengthPrefixed`]), the worker's stdout is read all the time, not only during a call,
+//! and a response that arrives while no request is outstanding (a second line, a stray
+//! print between requests) retires the worker as soon as it is read, before anyone can
+//! take it for an answer. What no reader of a pipe can tell apart: a worker that writes
+//! an extra frame *after* the next request was sent, and before that request's own
+//! answer. The bytes look exactly like the answer; only ids can tell them apart, so use a
+//! protocol with ids for programs that talk on their own.
 
 use std::fmt::Debug;
 
@@ -13,52 +30,123 @@ use tokio_util::codec::{Decoder, Encoder};
 pub use self::bazel::{Input, WorkRequest, WorkResponse};
 pub use self::bazel_json::{BazelJson, BazelJsonFraming};
 pub use self::bazel_proto::{BazelProto, BazelProtoFraming};
+pub use self::delimited::{Delimited, DelimitedFraming};
 pub use self::error::ProtocolError;
+pub use self::json_rpc::{JsonRpc, JsonRpcFraming, RpcError, RpcId, RpcMessage};
 pub use self::length_prefixed::{DEFAULT_MAX_FRAME, LengthPrefixed, LengthPrefixedFraming};
 pub use self::lines::{DEFAULT_MAX_LINE, Lines, LinesFraming};
 
 mod bazel;
 mod bazel_json;
 mod bazel_proto;
+mod delimited;
 mod error;
+mod json_rpc;
 mod length_prefixed;
 mod lines;
 
-/// A wire format for talking to a worker process: one request in, one response out.
+/// What a protocol's decoder reads off a worker's stdout, before
+/// [`Protocol::classify`] sorts it.
+pub type Frame<P> = <<P as Protocol>::Codec as Decoder>::Item;
+
+/// A frame from a worker, sorted: the answer to a request, or something it sent on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming<R, M> {
+    /// The answer to a request of the host's.
+    Response {
+        /// The id of the request it answers, for protocols with ids (`None` otherwise: it
+        /// answers the one outstanding request).
+        id: Option<u64>,
+        /// The answer.
+        response: R,
+    },
+    /// A frame that answers nothing: a notification, a log line, progress, or a request
+    /// from the worker to the host. It goes to the pool's message handler, if any.
+    Message(M),
+}
+
+/// A wire format for talking to a worker process.
 ///
-/// Any error from the codec retires the worker it came from, since its stream can no
-/// longer be trusted.
+/// Any error from the codec or from [`classify`](Protocol::classify) retires the worker it
+/// came from, since its stream can no longer be trusted.
+///
+/// # Example: a protocol of your own
+///
+/// Lines, where the worker may also write log lines starting with `#`:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use subprocess_pool::protocol::{Incoming, ProtocolError};
+/// use subprocess_pool::Protocol;
+/// use subprocess_pool::protocol::{Lines, LinesFraming};
+///
+/// #[derive(Clone)]
+/// struct LinesWithLogs;
+///
+/// impl Protocol for LinesWithLogs {
+///     type Request = String;
+///     type Response = String;
+///     type Message = String; // a log line
+///     type Codec = LinesFraming;
+///
+///     fn codec(&self) -> LinesFraming {
+///         Lines::default().codec()
+///     }
+///
+///     fn classify(&self, line: String) -> Result<Incoming<String, String>, ProtocolError> {
+///         Ok(match line.strip_prefix('#') {
+///             Some(log) => Incoming::Message(log.trim().to_string()),
+///             None => Incoming::Response { id: None, response: line },
+///         })
+///     }
+/// }
+/// # let _ = LinesWithLogs;
+/// ```
 pub trait Protocol: Clone + Send + Sync + 'static {
     /// What a caller sends.
     type Request: Send + 'static;
     /// What the worker answers.
     type Response: Send + Debug + 'static;
-    /// Frames requests onto stdin and responses off stdout. Its decoder must take exactly
-    /// one response's bytes from the buffer: bytes left over after a response are output
-    /// nobody asked for, and fail the call.
+    /// What the worker sends on its own (notifications, logs, requests to the host):
+    /// [`std::convert::Infallible`] for protocols where every frame is a response.
+    type Message: Send + Debug + 'static;
+    /// Frames requests onto stdin and frames off stdout. Its decoder must take exactly one
+    /// frame's bytes from the buffer per item. One codec is made for the requests to a
+    /// worker and one for what it sends back, so codecs may keep state per direction.
     type Codec: Encoder<Self::Request, Error = ProtocolError>
-        + Decoder<Item = Self::Response, Error = ProtocolError>
+        + Decoder<Error = ProtocolError>
         + Send
         + 'static;
 
-    /// A fresh codec for one worker (one is made per worker, so codecs may keep state).
+    /// A fresh codec (see [`Codec`](Protocol::Codec)).
     fn codec(&self) -> Self::Codec;
 
-    /// Checks that `response` answers `request` (e.g. Bazel's `requestId`); an error
-    /// retires the worker. The default accepts any response.
-    fn check_response(
+    /// Sorts a decoded frame: a response (with the id it carries, if the protocol has
+    /// ids), or a message. An error retires the worker.
+    fn classify(
         &self,
-        request_id: u64,
-        response: &Self::Response,
-    ) -> Result<(), ProtocolError> {
-        let _ = (request_id, response);
-        Ok(())
+        frame: Frame<Self>,
+    ) -> Result<Incoming<Self::Response, Self::Message>, ProtocolError>;
+
+    /// Readies `request` to be sent as the worker's `sequence`-th request (from 1, unique
+    /// per worker), and returns the id its response must carry: `None` for protocols
+    /// without ids. [`JsonRpc`] writes `sequence` into the request; the Bazel protocols
+    /// read the caller's `request_id`. An error refuses the request before it is sent
+    /// (use [`ProtocolError::InvalidRequest`]). The default: no ids.
+    fn prepare(
+        &self,
+        request: &mut Self::Request,
+        sequence: u64,
+    ) -> Result<Option<u64>, ProtocolError> {
+        let _ = (request, sequence);
+        Ok(None)
     }
 
-    /// The correlation id of `request`, handed to [`check_response`](Protocol::check_response)
-    /// (0 for protocols without one).
-    fn request_id(&self, request: &Self::Request) -> u64 {
-        let _ = request;
-        0
+    /// The reply owed to `message` when the pool's message handler gave none: a request
+    /// from the worker must be answered, or the worker may wait for ever ([`JsonRpc`]
+    /// answers "method not found"). The default: no reply.
+    fn default_reply(&self, message: &Self::Message) -> Option<Self::Request> {
+        let _ = message;
+        None
     }
 }

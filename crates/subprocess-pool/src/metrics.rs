@@ -1,0 +1,73 @@
+//! What a pool's workers did, beyond what `pool_core::Metrics` counts.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::runner::Fate;
+
+/// Counters of a [`SubprocessPool`](crate::SubprocessPool)'s workers since it was built,
+/// from [`SubprocessPool::worker_metrics`](crate::SubprocessPool::worker_metrics).
+///
+/// `pool_core::Metrics::destroyed_by` counts every worker a call found unusable as
+/// `broken`; these say why: planned retirements apart from crashes, kills and faults.
+/// Counters only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct WorkerMetrics {
+    /// Messages workers sent (frames that answer no request: notifications, log lines,
+    /// requests to the host).
+    pub messages: u64,
+    /// Of those, the ones dropped because no message handler was set.
+    pub messages_dropped: u64,
+    /// Workers stopped at their `max_requests` or `max_age`: planned, not failures.
+    pub retired: u64,
+    /// Workers that exited (or closed their stdout) on their own while in the pool.
+    pub exited: u64,
+    /// Workers the pool killed: a request timed out, or they would not exit.
+    pub killed: u64,
+    /// Workers that broke the protocol, wrote output nobody asked for, or whose call
+    /// failed or was cancelled half-way.
+    pub faulted: u64,
+}
+
+/// The live counters behind [`WorkerMetrics`], shared by a pool's manager and its runners.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    messages: AtomicU64,
+    messages_dropped: AtomicU64,
+    retired: AtomicU64,
+    exited: AtomicU64,
+    killed: AtomicU64,
+    faulted: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn message(&self, handled: bool) {
+        self.messages.fetch_add(1, Relaxed);
+        if !handled {
+            self.messages_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts a worker going, by how it went.
+    pub(crate) fn ended(&self, fate: Fate) {
+        let counter = match fate {
+            Fate::Retired => &self.retired,
+            Fate::Exited => &self.exited,
+            Fate::Killed => &self.killed,
+            Fate::Faulted => &self.faulted,
+            Fate::Stopped => return,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> WorkerMetrics {
+        WorkerMetrics {
+            messages: self.messages.load(Relaxed),
+            messages_dropped: self.messages_dropped.load(Relaxed),
+            retired: self.retired.load(Relaxed),
+            exited: self.exited.load(Relaxed),
+            killed: self.killed.load(Relaxed),
+            faulted: self.faulted.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! What a runner and the task reading its worker's stdout share: the one outstanding
+//! request, why the worker can no longer be used, and how it ended.
+
+use std::process::ExitStatus;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use crate::error::RunnerError;
+use crate::protocol::Protocol;
+
+/// Where a response is delivered: the one request a runner has outstanding.
+pub(crate) struct Waiter<P: Protocol> {
+    /// The id its response must carry (`None`: the protocol has no ids).
+    pub(crate) id: Option<u64>,
+    pub(crate) reply: oneshot::Sender<Result<P::Response, RunnerError>>,
+}
+
+/// The state behind the lock.
+pub(crate) struct LinkState<P: Protocol> {
+    pub(crate) waiter: Option<Waiter<P>>,
+    /// The worker can no longer be used (it broke the protocol, wrote output nobody asked
+    /// for, exited, or was killed): no request is sent to it again.
+    pub(crate) faulted: bool,
+    /// Why, until someone reports it (a call, a recycle); later askers get `Poisoned`.
+    pub(crate) fault: Option<RunnerError>,
+    /// A request was sent (or a greeting awaited): a death from now on is not a failed
+    /// start.
+    pub(crate) asked: bool,
+    /// A response was delivered: the worker has answered at least once.
+    pub(crate) answered: bool,
+    /// Set when the pool killed the worker, with why (for the error that reports its end).
+    pub(crate) killed_by_pool: Option<String>,
+    /// When the worker's exit was seen.
+    pub(crate) exited_at: Option<Instant>,
+}
+
+/// Shared by a [`Runner`](crate::Runner) and its reader task.
+pub(crate) struct Link<P: Protocol> {
+    state: Mutex<LinkState<P>>,
+    /// The exit status, once the worker exited and was reaped.
+    exit: watch::Sender<Option<ExitStatus>>,
+}
+
+impl<P: Protocol> Link<P> {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Mutex::new(LinkState {
+                waiter: None,
+                faulted: false,
+                fault: None,
+                asked: false,
+                answered: false,
+                killed_by_pool: None,
+                exited_at: None,
+            }),
+            exit: watch::Sender::new(None),
+        }
+    }
+
+    /// The state; no user code and no `.await` runs under this lock.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, LinkState<P>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the worker unusable for `error`: the waiting caller gets it, else the next
+    /// one to ask does. The first fault wins; later ones say nothing new.
+    pub(crate) fn fault(&self, error: RunnerError) {
+        let mut state = self.lock();
+        let first = !state.faulted;
+        state.faulted = true;
+        match state.waiter.take() {
+            Some(waiter) => {
+                let _ = waiter.reply.send(Err(error));
+            }
+            None if first => state.fault = Some(error),
+            None => {}
+        }
+    }
+
+    pub(crate) fn set_exit(&self, status: ExitStatus) {
+        self.lock().exited_at = Some(Instant::now());
+        self.exit.send_replace(Some(status));
+    }
+
+    pub(crate) fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exit.borrow()
+    }
+
+    /// Waits until the worker has exited and been reaped.
+    pub(crate) async fn exited(&self) -> ExitStatus {
+        let mut exit = self.exit.subscribe();
+        match exit.wait_for(Option::is_some).await {
+            Ok(status) => status.expect("waited for Some"),
+            // The sender lives in `self`, so it cannot be gone while we borrow it.
+            Err(_) => unreachable!("the exit sender outlives its subscribers"),
+        }
+    }
+}

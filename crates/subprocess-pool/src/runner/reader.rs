@@ -1,0 +1,271 @@
+//! The task that reads a worker's stdout for as long as it runs: it hands each response to
+//! the request it answers, passes messages to the handler (writing any reply), and notices
+//! at once when the worker writes what nobody asked for, breaks the protocol, closes its
+//! stdout or exits.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdout};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::link::Link;
+use super::{Counters, MessageHandler, SharedStdin, quote};
+use crate::error::RunnerError;
+use crate::process_group::kill_group;
+use crate::protocol::{Incoming, Protocol, ProtocolError};
+use crate::stderr::StderrTail;
+
+/// After the worker exits, how long its stdout is still read for its last words (an answer
+/// written just before exiting). A descendant that left the process group may hold the
+/// pipe open for ever; the worker's end is reported after this at the latest.
+const EXIT_DRAIN: Duration = Duration::from_millis(100);
+/// How long to wait for the last of a dead worker's stderr.
+const STDERR_SETTLE: Duration = Duration::from_millis(200);
+
+/// How the reading ended.
+enum End {
+    /// The worker exited (and was reaped) while its stdout was open.
+    Exited(ExitStatus),
+    /// Its stdout reached end of file.
+    StdoutClosed,
+    /// It broke the protocol, wrote output nobody asked for, or the pipe failed.
+    Broken(RunnerError),
+}
+
+pub(crate) struct Reader<P: Protocol> {
+    pub(crate) link: Arc<Link<P>>,
+    pub(crate) protocol: P,
+    pub(crate) codec: P::Codec,
+    /// Bytes read and not yet decoded (what followed the ready line, to start with).
+    pub(crate) buf: BytesMut,
+    pub(crate) stdin: SharedStdin,
+    pub(crate) handler: Option<MessageHandler<P>>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) stderr: Option<StderrTail>,
+    pub(crate) pid: u32,
+    pub(crate) kill_grace: Duration,
+}
+
+impl<P: Protocol> Reader<P> {
+    pub(crate) async fn run(mut self, mut child: Child, mut stdout: ChildStdout) {
+        match self.read_until_end(&mut child, &mut stdout).await {
+            End::Exited(status) => {
+                self.link.set_exit(status);
+                let _ = tokio::time::timeout(EXIT_DRAIN, self.drain(&mut stdout)).await;
+                drop(stdout);
+                // Whatever it started goes with it.
+                kill_group(self.pid);
+                let error = self.ended(status).await;
+                self.link.fault(error);
+            }
+            End::StdoutClosed => {
+                let status = match tokio::time::timeout(self.kill_grace, child.wait()).await {
+                    Ok(Ok(status)) => Some(status),
+                    _ => {
+                        self.link.lock().killed_by_pool = Some(format!(
+                            "it closed its stdout but did not exit within {:?}",
+                            self.kill_grace
+                        ));
+                        kill_group(self.pid);
+                        child.wait().await.ok()
+                    }
+                };
+                kill_group(self.pid);
+                let status = status.unwrap_or_else(unknown_status);
+                self.link.set_exit(status);
+                let error = self.ended(status).await;
+                self.link.fault(error);
+            }
+            End::Broken(error) => {
+                self.link.fault(error);
+                // Nothing it says can be trusted any more; the runner's owner stops it, and
+                // this task reaps it.
+                drop(stdout);
+                let status = child.wait().await.unwrap_or_else(|_| unknown_status());
+                self.link.set_exit(status);
+            }
+        }
+    }
+
+    async fn read_until_end(&mut self, child: &mut Child, stdout: &mut ChildStdout) -> End {
+        loop {
+            if let Err(error) = self.route().await {
+                return End::Broken(error);
+            }
+            self.buf.reserve(8 * 1024);
+            tokio::select! {
+                biased;
+                read = stdout.read_buf(&mut self.buf) => match read {
+                    Ok(0) => return End::StdoutClosed,
+                    Ok(_) => {}
+                    Err(error) => return End::Broken(RunnerError::Io(error)),
+                },
+                status = child.wait() => match status {
+                    Ok(status) => return End::Exited(status),
+                    Err(error) => return End::Broken(RunnerError::Io(error)),
+                },
+            }
+        }
+    }
+
+    /// Reads what an exited worker left in the pipe, delivering any answer in it.
+    async fn drain(&mut self, stdout: &mut ChildStdout) {
+        loop {
+            if let Err(error) = self.route().await {
+                self.link.fault(error);
+                return;
+            }
+            self.buf.reserve(8 * 1024);
+            match stdout.read_buf(&mut self.buf).await {
+                Ok(1..) => {}
+                Ok(0) | Err(_) => return,
+            }
+        }
+    }
+
+    /// Decodes and routes every whole frame in the buffer, then writes any replies.
+    async fn route(&mut self) -> Result<(), RunnerError> {
+        let mut replies = BytesMut::new();
+        while let Some(frame) = self.codec.decode(&mut self.buf)? {
+            match self.protocol.classify(frame)? {
+                Incoming::Response { id, response } => self.deliver(id, response)?,
+                Incoming::Message(message) => self.handle(message, &mut replies),
+            }
+        }
+        if !replies.is_empty() {
+            let mut stdin = self.stdin.lock().await;
+            if let Some(stdin) = stdin.as_mut() {
+                // A worker that stopped reading is found dead or faulty by other means.
+                let _ = stdin.write_all(&replies).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a response to the request waiting for it. A response with no request
+    /// waiting, for another request, or followed by more output when the protocol has no
+    /// ids to tell answers apart, is an error (the waiting request, if any, gets it).
+    fn deliver(&mut self, id: Option<u64>, response: P::Response) -> Result<(), RunnerError> {
+        let mut state = self.link.lock();
+        let Some(waiter) = state.waiter.take() else {
+            drop(state);
+            return Err(self.unasked("while no request was outstanding", &response));
+        };
+        let error = match (waiter.id, id) {
+            (Some(expected), Some(got)) if expected != got => {
+                Some(ProtocolError::Mismatch { expected, got }.into())
+            }
+            (Some(expected), None) => Some(
+                ProtocolError::Malformed(format!(
+                    "a response without an id, expected id {expected}"
+                ))
+                .into(),
+            ),
+            // Which of the two is this request's answer cannot be told.
+            (None, _) if !self.buf.is_empty() => {
+                Some(self.unasked("right after its response to this request", &response))
+            }
+            _ => None,
+        };
+        match error {
+            Some(error) => {
+                state.waiter = Some(waiter);
+                Err(error)
+            }
+            None => {
+                state.answered = true;
+                let _ = waiter.reply.send(Ok(response));
+                Ok(())
+            }
+        }
+    }
+
+    /// Passes a message to the handler; encodes the handler's reply, or the protocol's
+    /// default one, into `replies`.
+    fn handle(&mut self, message: P::Message, replies: &mut BytesMut) {
+        let reply = match &self.handler {
+            Some(handler) => {
+                let pid = self.pid;
+                catch_unwind(AssertUnwindSafe(|| handler(pid, &message))).unwrap_or_else(|_| {
+                    tracing::warn!(target: "subprocess_pool", pid, "the message handler panicked");
+                    None
+                })
+            }
+            None => {
+                tracing::debug!(target: "subprocess_pool", pid = self.pid, ?message, "message from a worker dropped: no handler");
+                None
+            }
+        };
+        self.counters.message(self.handler.is_some());
+        if let Some(reply) = reply.or_else(|| self.protocol.default_reply(&message)) {
+            if let Err(error) = self.codec.encode(reply, replies) {
+                tracing::warn!(target: "subprocess_pool", pid = self.pid, %error, "could not encode the reply to a worker's message");
+            }
+        }
+    }
+
+    /// The error for output nobody asked for.
+    fn unasked(&self, when: &str, response: &P::Response) -> RunnerError {
+        let pending = if self.buf.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", then {} more bytes starting {:?}",
+                self.buf.len(),
+                quote(&self.buf)
+            )
+        };
+        ProtocolError::Unasked(format!(
+            "the worker sent a response {when}: {}{pending}; its answers can no longer be \
+             matched to requests, so it is not used again",
+            quote(format!("{response:?}").as_bytes()),
+        ))
+        .into()
+    }
+
+    /// The error that reports the worker's end.
+    async fn ended(&mut self, status: ExitStatus) -> RunnerError {
+        let stderr = stderr_text(self.stderr.clone()).await;
+        let output = quote(&self.buf).into_owned();
+        let state = self.link.lock();
+        if let Some(reason) = state.killed_by_pool.clone() {
+            return RunnerError::Killed { reason, stderr };
+        }
+        if !state.asked {
+            return RunnerError::Startup {
+                reason: format!(
+                    "it exited {} before its first request",
+                    crate::error::ExitDescription(&status)
+                ),
+                stderr,
+            };
+        }
+        RunnerError::Exited {
+            status,
+            stderr,
+            output,
+        }
+    }
+}
+
+/// The tail of the worker's stderr, after giving its last lines a moment to arrive.
+pub(crate) async fn stderr_text(tail: Option<StderrTail>) -> String {
+    match tail {
+        Some(tail) => {
+            tail.settle(STDERR_SETTLE).await;
+            tail.text()
+        }
+        None => String::new(),
+    }
+}
+
+/// Stands in for a status the system would not tell (`wait` failed).
+fn unknown_status() -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    ExitStatus::from_raw(0)
+}
