@@ -121,6 +121,17 @@ impl<P: Protocol, S: Session<P>> RunnerManager<P, S> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Puts new workers on probation if `runner` died before it ever answered. Called
+    /// wherever the pool first learns a worker is done for (its return, a failed check,
+    /// its destruction): destruction runs on a task of its own, too late for a caller that
+    /// asks for another worker right away.
+    fn note_end(&self, runner: &Runner<P>) {
+        if let Some(lived) = runner.died_young() {
+            let watch = (lived * 2).clamp(MIN_PROBATION, self.spec.startup_timeout);
+            *self.probation() = Some(watch);
+        }
+    }
 }
 
 impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
@@ -167,7 +178,7 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
     }
 
     async fn recycle(&self, runner: &mut Runner<P>, _: &ObjectMeta) -> Result<(), RunnerError> {
-        check(runner)
+        check(runner).inspect_err(|_| self.note_end(runner))
     }
 
     async fn health_check(
@@ -175,7 +186,7 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
         runner: &mut Runner<P>,
         _: &ObjectMeta,
     ) -> Result<(), RunnerError> {
-        check(runner)?;
+        check(runner).inspect_err(|_| self.note_end(runner))?;
         if let Some(ping) = &self.ping {
             runner.call(ping()).await?;
         }
@@ -183,21 +194,28 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
     }
 
     fn is_broken(&self, runner: &Runner<P>) -> bool {
-        runner.is_poisoned() || runner.is_spent()
+        let broken = runner.is_poisoned() || runner.is_spent();
+        if broken {
+            self.note_end(runner);
+        }
+        broken
     }
 
     async fn destroy(&self, mut runner: Runner<P>) {
         let fate = runner.fate();
-        self.counters.ended(fate);
-        if let Some(lived) = runner.died_young() {
-            let watch = (lived * 2).clamp(MIN_PROBATION, self.spec.startup_timeout);
-            *self.probation() = Some(watch);
-        }
-        if matches!(fate, Fate::Retired | Fate::Stopped) {
+        self.note_end(&runner);
+        let healthy = matches!(fate, Fate::Retired | Fate::Stopped);
+        if healthy {
             let _ =
                 tokio::time::timeout(self.spec.kill_grace, self.session.goodbye(&mut runner)).await;
         }
-        runner.shutdown().await;
+        let killed = runner.stop().await;
+        // A worker in good order that would not exit once told to is a kill, not a stop.
+        self.counters.ended(if healthy && killed {
+            Fate::Killed
+        } else {
+            fate
+        });
     }
 }
 

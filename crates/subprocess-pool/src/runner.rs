@@ -76,6 +76,8 @@ pub struct Runner<P: Protocol> {
     stdin: SharedStdin,
     link: Arc<Link<P>>,
     reader: JoinHandle<()>,
+    /// Owns the child and waits for its exit.
+    waiter: JoinHandle<()>,
     protocol: P,
     /// Encodes requests (the reader task has a codec of its own for decoding).
     codec: P::Codec,
@@ -182,12 +184,15 @@ impl<P: Protocol> Runner<P> {
             pid,
             kill_grace: spec.kill_grace,
         };
-        let reader = tokio::spawn(reader.run(child, stdout));
+        let exit = link.exit_watch();
+        let waiter = tokio::spawn(reader::wait_for_exit(child, link.clone()));
+        let reader = tokio::spawn(reader.run(stdout, exit));
         let runner = Runner {
             pid,
             stdin,
             link,
             reader,
+            waiter,
             codec: protocol.codec(),
             protocol,
             write_buf: BytesMut::with_capacity(8 * 1024),
@@ -415,9 +420,16 @@ impl<P: Protocol> Runner<P> {
 
     /// Stops the worker: closes its stdin (so it sees end of input), waits up to
     /// `kill_grace` for it to exit, then kills its whole process group and reaps it.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.stop().await;
+    }
+
+    /// [`shutdown`](Runner::shutdown), saying whether the worker had to be killed (it did
+    /// not exit within `kill_grace` of its stdin being closed).
+    pub(crate) async fn stop(mut self) -> bool {
         drop(self.stdin.lock().await.take());
-        if self.wait_exit(self.kill_grace).await.is_none() {
+        let killed = self.wait_exit(self.kill_grace).await.is_none();
+        if killed {
             let reason = format!(
                 "it did not exit within {:?} of its stdin being closed",
                 self.kill_grace
@@ -425,6 +437,7 @@ impl<P: Protocol> Runner<P> {
             self.link.lock().killed_by_pool.get_or_insert(reason);
         }
         self.kill().await;
+        killed
     }
 
     /// Kills the worker's process group and waits (briefly) until the worker is reaped.
@@ -438,11 +451,12 @@ impl<P: Protocol> Runner<P> {
 impl<P: Protocol> Drop for Runner<P> {
     fn drop(&mut self) {
         if self.is_alive() {
-            // The reader task owns the child, whose `kill_on_drop` kills the leader when the
+            // The waiting task owns the child, whose `kill_on_drop` kills the leader when the
             // task is dropped (tokio reaps it); the group goes too.
             kill_group(self.pid);
         }
         self.reader.abort();
+        self.waiter.abort();
     }
 }
 

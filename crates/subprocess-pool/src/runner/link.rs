@@ -84,6 +84,11 @@ impl<P: Protocol> Link<P> {
         self.exit.send_replace(Some(status));
     }
 
+    /// Watches the exit status.
+    pub(crate) fn exit_watch(&self) -> watch::Receiver<Option<ExitStatus>> {
+        self.exit.subscribe()
+    }
+
     pub(crate) fn exit_status(&self) -> Option<ExitStatus> {
         *self.exit.borrow()
     }

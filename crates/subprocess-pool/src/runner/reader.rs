@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdout};
+use tokio::sync::watch;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::link::Link;
@@ -52,10 +53,16 @@ pub(crate) struct Reader<P: Protocol> {
 }
 
 impl<P: Protocol> Reader<P> {
-    pub(crate) async fn run(mut self, mut child: Child, mut stdout: ChildStdout) {
-        match self.read_until_end(&mut child, &mut stdout).await {
+    /// Reads until the worker is gone. `exit` is the worker's exit status, published by
+    /// the task that waits for it ([`wait_for_exit`]): polling a waiting `Child` asks the
+    /// system (`waitpid`) each time, which is more than a call's whole overhead here.
+    pub(crate) async fn run(
+        mut self,
+        mut stdout: ChildStdout,
+        mut exit: watch::Receiver<Option<ExitStatus>>,
+    ) {
+        match self.read_until_end(&mut stdout, &mut exit).await {
             End::Exited(status) => {
-                self.link.set_exit(status);
                 let _ = tokio::time::timeout(EXIT_DRAIN, self.drain(&mut stdout)).await;
                 drop(stdout);
                 // Whatever it started goes with it.
@@ -64,35 +71,33 @@ impl<P: Protocol> Reader<P> {
                 self.link.fault(error);
             }
             End::StdoutClosed => {
-                let status = match tokio::time::timeout(self.kill_grace, child.wait()).await {
-                    Ok(Ok(status)) => Some(status),
-                    _ => {
+                let status = match tokio::time::timeout(self.kill_grace, exited(&mut exit)).await {
+                    Ok(status) => status,
+                    Err(_) => {
                         self.link.lock().killed_by_pool = Some(format!(
                             "it closed its stdout but did not exit within {:?}",
                             self.kill_grace
                         ));
                         kill_group(self.pid);
-                        child.wait().await.ok()
+                        exited(&mut exit).await
                     }
                 };
                 kill_group(self.pid);
-                let status = status.unwrap_or_else(unknown_status);
-                self.link.set_exit(status);
                 let error = self.ended(status).await;
                 self.link.fault(error);
             }
             End::Broken(error) => {
+                // Nothing it says can be trusted any more; the runner's owner stops it.
                 self.link.fault(error);
-                // Nothing it says can be trusted any more; the runner's owner stops it, and
-                // this task reaps it.
-                drop(stdout);
-                let status = child.wait().await.unwrap_or_else(|_| unknown_status());
-                self.link.set_exit(status);
             }
         }
     }
 
-    async fn read_until_end(&mut self, child: &mut Child, stdout: &mut ChildStdout) -> End {
+    async fn read_until_end(
+        &mut self,
+        stdout: &mut ChildStdout,
+        exit: &mut watch::Receiver<Option<ExitStatus>>,
+    ) -> End {
         loop {
             if let Err(error) = self.route().await {
                 return End::Broken(error);
@@ -105,10 +110,7 @@ impl<P: Protocol> Reader<P> {
                     Ok(_) => {}
                     Err(error) => return End::Broken(RunnerError::Io(error)),
                 },
-                status = child.wait() => match status {
-                    Ok(status) => return End::Exited(status),
-                    Err(error) => return End::Broken(RunnerError::Io(error)),
-                },
+                status = exited(exit) => return End::Exited(status),
             }
         }
     }
@@ -261,6 +263,25 @@ pub(crate) async fn stderr_text(tail: Option<StderrTail>) -> String {
             tail.text()
         }
         None => String::new(),
+    }
+}
+
+/// Waits for the worker to exit and publishes its status (the reader and the runner watch
+/// it). The child's `kill_on_drop` still kills it if this task is aborted first.
+pub(crate) async fn wait_for_exit<P: Protocol>(mut child: Child, link: Arc<Link<P>>) {
+    let status = child.wait().await.unwrap_or_else(|error| {
+        tracing::warn!(target: "subprocess_pool", pid = child.id(), %error, "waiting for a worker failed");
+        unknown_status()
+    });
+    link.set_exit(status);
+}
+
+/// The exit status, once published.
+async fn exited(exit: &mut watch::Receiver<Option<ExitStatus>>) -> ExitStatus {
+    match exit.wait_for(Option::is_some).await {
+        Ok(status) => status.expect("waited for Some"),
+        // The sender lives in the link, which this task holds.
+        Err(_) => unknown_status(),
     }
 }
 
