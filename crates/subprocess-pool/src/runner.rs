@@ -139,6 +139,7 @@ impl<P: Protocol> Runner<P> {
                 .map(|stderr| StderrTail::drain(stderr, limit)),
             _ => None,
         };
+        let greets = spec.greeting || protocol.greets_first();
         let mut buf = BytesMut::with_capacity(8 * 1024);
         if let Some(ready) = &spec.ready_line {
             let waited = tokio::time::timeout_at(
@@ -147,7 +148,7 @@ impl<P: Protocol> Runner<P> {
             )
             .await;
             let failure = match waited {
-                Ok(Ok(())) if buf.is_empty() || spec.greeting => None,
+                Ok(Ok(())) if buf.is_empty() || greets => None,
                 Ok(Ok(())) => Some(format!(
                     "it wrote {:?} after its ready line, before any request",
                     quote(&buf)
@@ -166,9 +167,13 @@ impl<P: Protocol> Runner<P> {
             }
         }
         let link = Arc::new(Link::new());
-        let greeting = spec.greeting.then(|| {
+        let greeting = greets.then(|| {
             let (reply, greeting) = oneshot::channel();
-            link.lock().waiter = Some(Waiter { id: None, reply });
+            link.lock().waiter = Some(Waiter {
+                id: None,
+                reply,
+                deadline: None,
+            });
             greeting
         });
         let stdin: SharedStdin = Arc::new(tokio::sync::Mutex::new(Some(stdin)));
@@ -183,6 +188,7 @@ impl<P: Protocol> Runner<P> {
             stderr: stderr.clone(),
             pid,
             kill_grace: spec.kill_grace,
+            request_timeout: spec.request_timeout,
         };
         let exit = link.exit_watch();
         let waiter = tokio::spawn(reader::wait_for_exit(child, link.clone()));
@@ -244,6 +250,9 @@ impl<P: Protocol> Runner<P> {
         let id = self.protocol.prepare(&mut request, sequence)?;
         self.encode(request)?;
         let (reply, answer) = oneshot::channel();
+        // The reader task enforces the deadline: a timer armed per call would cost more
+        // than the rest of the call's overhead together.
+        let deadline = self.request_timeout.map(|limit| Instant::now() + limit);
         {
             let mut state = self.link.lock();
             if state.faulted {
@@ -251,17 +260,15 @@ impl<P: Protocol> Runner<P> {
                 return Err(state.fault.take().unwrap_or(RunnerError::Poisoned));
             }
             state.asked = true;
-            state.waiter = Some(Waiter { id, reply });
+            state.waiter = Some(Waiter {
+                id,
+                reply,
+                deadline,
+            });
         }
         self.sent = sequence;
         self.poisoned = true; // until the answer is in
-        let outcome = match self.request_timeout {
-            None => self.exchange(answer).await,
-            Some(limit) => match tokio::time::timeout(limit, self.exchange(answer)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(self.timed_out(limit).await),
-            },
-        };
+        let outcome = self.exchange(answer).await;
         if outcome.is_ok() {
             self.poisoned = false;
             self.calls += 1;

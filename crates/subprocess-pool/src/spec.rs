@@ -97,10 +97,12 @@ impl WorkerSpec {
         self
     }
 
-    /// The worker speaks first: its first frame, in the protocol's framing (a banner and
-    /// a first prompt, under [`Delimited::prompt`](crate::protocol::Delimited::prompt)),
-    /// is read as part of starting it, within `startup_timeout`, and dropped. Without
-    /// this, such a frame is output nobody asked for and the worker is not used.
+    /// The worker speaks first: its first frame, in the protocol's framing (a banner line
+    /// under `Lines`), is read as part of starting it, within `startup_timeout`, and
+    /// dropped. Without this, such a frame is output nobody asked for: read while the
+    /// worker is idle, it retires the worker; read while the first request is on its way,
+    /// it is taken for that request's answer. Protocols whose workers always greet
+    /// ([`Delimited::prompt`](crate::protocol::Delimited::prompt)) do this by themselves.
     pub fn skip_greeting(mut self) -> Self {
         self.greeting = true;
         self

@@ -90,11 +90,12 @@ impl Delimited {
     /// text elsewhere in a line (`if x > 0` under the prompt `"> "`) does not end an
     /// answer.
     ///
-    /// Many REPLs print a prompt as soon as they start, before the first request. To the
-    /// pool that prompt is an (empty) answer nobody asked for, which retires the worker
-    /// (see [which answer belongs to which
-    /// request](super#which-answer-belongs-to-which-request)): start such a program so
-    /// that it prints no prompt before its first request.
+    /// A REPL prints its banner and a first prompt as soon as it starts, before the first
+    /// request, so under this delimiter a worker [greets first](Protocol::greets_first):
+    /// that first frame is read and dropped while the worker starts (within
+    /// `startup_timeout`), and never taken for an answer (see [which answer belongs to
+    /// which request](super#which-answer-belongs-to-which-request)). A program that prints
+    /// no prompt before its first request does not start under it.
     ///
     /// An empty prompt never matches (it would end every answer before its first byte).
     ///
@@ -153,6 +154,10 @@ impl Protocol for Delimited {
         };
         codec.restart();
         codec
+    }
+
+    fn greets_first(&self) -> bool {
+        matches!(self.delimiter, Delimiter::Prompt(_))
     }
 
     fn classify(&self, answer: String) -> Result<Incoming<String, Infallible>, ProtocolError> {

@@ -142,6 +142,16 @@ pub trait Protocol: Clone + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether a worker speaking this protocol sends a frame before its first request (a
+    /// REPL's banner and first prompt): that frame is then read and dropped while the
+    /// worker starts, as [`WorkerSpec::skip_greeting`](crate::WorkerSpec::skip_greeting)
+    /// asks for any protocol. Under a protocol without ids, an unread greeting would be
+    /// taken for the answer to the first request, and every later answer for the one
+    /// before it. The default: no greeting ([`Delimited::prompt`] says yes).
+    fn greets_first(&self) -> bool {
+        false
+    }
+
     /// The reply owed to `message` when the pool's message handler gave none: a request
     /// from the worker must be answered, or the worker may wait for ever ([`JsonRpc`]
     /// answers "method not found"). The default: no reply.

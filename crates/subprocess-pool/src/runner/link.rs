@@ -15,6 +15,8 @@ pub(crate) struct Waiter<P: Protocol> {
     /// The id its response must carry (`None`: the protocol has no ids).
     pub(crate) id: Option<u64>,
     pub(crate) reply: oneshot::Sender<Result<P::Response, RunnerError>>,
+    /// When the request times out (`request_timeout` after it was sent).
+    pub(crate) deadline: Option<Instant>,
 }
 
 /// The state behind the lock.

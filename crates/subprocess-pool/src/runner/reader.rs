@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdout};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::link::Link;
@@ -50,6 +51,8 @@ pub(crate) struct Reader<P: Protocol> {
     pub(crate) stderr: Option<StderrTail>,
     pub(crate) pid: u32,
     pub(crate) kill_grace: Duration,
+    /// Enforced here, by a watchdog timer armed once per period rather than once per call.
+    pub(crate) request_timeout: Option<Duration>,
 }
 
 impl<P: Protocol> Reader<P> {
@@ -98,6 +101,11 @@ impl<P: Protocol> Reader<P> {
         stdout: &mut ChildStdout,
         exit: &mut watch::Receiver<Option<ExitStatus>>,
     ) -> End {
+        // Fires at least once per `request_timeout` (and never without one), then re-arms
+        // for the outstanding request's deadline: a request sent after the last arming has
+        // a deadline after the next firing, so it is never missed, and costs no timer.
+        let period = self.request_timeout.unwrap_or(Duration::from_secs(86_400));
+        let mut watchdog = std::pin::pin!(tokio::time::sleep(period));
         loop {
             if let Err(error) = self.route().await {
                 return End::Broken(error);
@@ -111,8 +119,27 @@ impl<P: Protocol> Reader<P> {
                     Err(error) => return End::Broken(RunnerError::Io(error)),
                 },
                 status = exited(exit) => return End::Exited(status),
+                () = &mut watchdog, if self.request_timeout.is_some() => {
+                    let now = Instant::now();
+                    let deadline = self.link.lock().waiter.as_ref().and_then(|w| w.deadline);
+                    match deadline {
+                        Some(deadline) if deadline <= now => {
+                            return End::Broken(self.timed_out(period).await);
+                        }
+                        Some(deadline) => watchdog.as_mut().reset(deadline),
+                        None => watchdog.as_mut().reset(now + period),
+                    }
+                }
             }
         }
+    }
+
+    /// Kills a worker whose request ran out of time; the error for that request.
+    async fn timed_out(&mut self, after: Duration) -> RunnerError {
+        self.link.lock().killed_by_pool = Some(format!("its request timed out after {after:?}"));
+        kill_group(self.pid);
+        let stderr = stderr_text(self.stderr.clone()).await;
+        RunnerError::Timeout { after, stderr }
     }
 
     /// Reads what an exited worker left in the pipe, delivering any answer in it.
