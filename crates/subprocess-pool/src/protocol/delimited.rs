@@ -53,6 +53,29 @@ const QUOTED: usize = 80;
 /// );
 /// assert!(wire.is_empty());
 /// ```
+///
+/// # Example: a pool of line tools with multi-line answers
+///
+/// A worker that answers each line with the line, its length, then a blank line (as
+/// `aspell -a` does, with `WorkerSpec::ready_line_starting_with("@(#)")` for its banner):
+///
+/// ```
+/// use subprocess_pool::protocol::Delimited;
+/// use subprocess_pool::{SubprocessPool, WorkerSpec};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let tool = WorkerSpec::new("sh").args([
+///     "-c",
+///     r#"while IFS= read -r line; do echo "$line"; echo "${#line} chars"; echo; done"#,
+/// ]);
+/// let tools = SubprocessPool::builder(tool, Delimited::blank_line()).max_size(2).build()?;
+/// assert_eq!(tools.call("hello".to_string()).await?, "hello\n5 chars");
+/// assert_eq!(tools.call("pool".to_string()).await?, "pool\n4 chars");
+/// tools.shutdown(std::time::Duration::from_secs(1)).await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delimited {
     delimiter: Delimiter,
