@@ -397,6 +397,8 @@ impl<P: Protocol> Runner<P> {
         let state = self.link.lock();
         if state.killed_by_pool.is_some() {
             Fate::Killed
+        } else if let Some(fate) = state.first_fault {
+            fate
         } else if state.exited_at.is_some() {
             Fate::Exited
         } else if self.poisoned || state.faulted {

@@ -12,56 +12,15 @@ mod support;
 
 use std::fmt::Debug;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use subprocess_pool::protocol::{Delimited, Lines};
-use subprocess_pool::{CallError, ProtocolError, Runner, RunnerError, SubprocessPool, WorkerSpec};
-use support::eventually;
-
-/// A bound that only guards against a hang: nothing here should come near it.
-const HANG_GUARD: Duration = Duration::from_secs(10);
+use subprocess_pool::{ProtocolError, Runner, RunnerError, SubprocessPool, WorkerSpec};
+use support::{HANG_GUARD, eventually, guarded, python_worker, worker_error};
 
 /// How to get the line tools these tests run.
 const INSTALL_TOOLS: &str = "apt-get install aspell aspell-en";
-
-/// The real python interpreter (`python3` on `PATH` may be a slow pyenv shim), resolved
-/// once.
-fn python() -> &'static str {
-    static PYTHON: OnceLock<String> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let output = std::process::Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("python3 runs");
-        assert!(output.status.success(), "python3 failed: {output:?}");
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
-    })
-}
-
-/// A python worker script of `tests/workers`, run unbuffered by the real interpreter.
-fn python_worker(script: &str) -> WorkerSpec {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/workers")
-        .join(script);
-    WorkerSpec::new(python()).arg("-u").arg(path)
-}
-
-/// Awaits `future`, panicking (instead of hanging the suite) if it takes over 10 s.
-async fn guarded<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(HANG_GUARD, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took over {HANG_GUARD:?}"))
-}
-
-/// The worker's error from a call that reached a worker.
-fn worker_error<T: Debug>(result: Result<T, CallError>) -> RunnerError {
-    match result {
-        Err(CallError::Worker(error)) => error,
-        other => panic!("expected a worker error, got {other:?}"),
-    }
-}
 
 /// The message of an "output nobody asked for" error; panics on any other outcome.
 fn unasked<T: Debug>(result: Result<T, RunnerError>) -> String {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use subprocess_pool::protocol::{JsonRpc, RpcError, RpcMessage};
 use subprocess_pool::{LspSession, Runner, SubprocessPool, SubprocessPoolBuilder, WorkerSpec};
+use support::HANG_GUARD;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -24,10 +25,6 @@ use tokio::time::Instant;
 const INSTALL: &str = "from the workspace root, run `python3 -m venv target/lsp-venv && \
      target/lsp-venv/bin/pip install 'python-lsp-server[pyflakes]==1.15.0'`, or set PYLSP \
      to a pylsp executable";
-
-/// Bounds every wait on the server: only a hang guard (pylsp answers in well under a
-/// second here), never a measure of speed.
-const HANG_GUARD: Duration = Duration::from_secs(10);
 
 /// A document with an unused import, which pyflakes reports.
 const SOURCE: &str = "import os\n\ndef f(x):\n    return x.upper()\n";
@@ -162,18 +159,6 @@ fn diagnostics_params(message: &RpcMessage) -> Option<&Value> {
     }
 }
 
-/// Polls `done` every 10 ms until it holds, for up to `HANG_GUARD`; panics naming `what`.
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + HANG_GUARD;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "gave up after {HANG_GUARD:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn diagnostics_reach_the_handler_between_requests_and_one_warm_server_answers_on() {
     let Some(pylsp) = pylsp() else { return };
@@ -278,7 +263,7 @@ async fn a_min_idle_server_has_finished_its_handshake_before_it_is_lent() {
         .unwrap();
     // The pool starts the server in the background; the test waits only until it is idle,
     // and asks nothing of it before.
-    wait_until("the min_idle server to be started", || {
+    support::eventually("the min_idle server to be started", || {
         pool.status().idle == 1
     })
     .await;
@@ -357,7 +342,7 @@ async fn without_a_handler_diagnostics_are_dropped_and_counted_and_the_server_se
     held.send(did_open(&uri)).await.unwrap();
     drop(held);
     // The diagnostics arrive while the server is idle in the pool.
-    wait_until("the diagnostics to be dropped", || {
+    support::eventually("the diagnostics to be dropped", || {
         pool.worker_metrics().messages_dropped >= 1
     })
     .await;

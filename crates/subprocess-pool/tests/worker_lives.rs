@@ -9,7 +9,7 @@ mod support;
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pool_core::PoolError;
@@ -19,24 +19,7 @@ use subprocess_pool::{
     CallError, DEFAULT_REQUEST_TIMEOUT, ProtocolError, Runner, RunnerError, Session,
     SubprocessPool, WorkerSpec,
 };
-use support::{eventually, pool_of, temp_path};
-
-/// A bound that only guards against a hang: nothing here should come near it.
-const HANG_GUARD: Duration = Duration::from_secs(10);
-
-/// The real python interpreter (`python3` on `PATH` may be a slow pyenv shim), resolved
-/// once.
-fn python() -> &'static str {
-    static PYTHON: OnceLock<String> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let output = std::process::Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("python3 runs");
-        assert!(output.status.success(), "python3 failed: {output:?}");
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
-    })
-}
+use support::{HANG_GUARD, eventually, guarded, pool_of, temp_path, worker_error};
 
 /// The JSON-RPC worker of `tests/workers/json_rpc_worker.py`.
 fn json_rpc_worker() -> WorkerSpec {
@@ -44,7 +27,7 @@ fn json_rpc_worker() -> WorkerSpec {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/workers/json_rpc_worker.py"
     );
-    WorkerSpec::new(python()).args(["-u", script])
+    WorkerSpec::new(support::python()).args(["-u", script])
 }
 
 /// A pool of one JSON-RPC worker, with no message handler.
@@ -59,27 +42,12 @@ fn request(method: &str, params: Value) -> RpcMessage {
     RpcMessage::request(method, params)
 }
 
-/// The worker's error from a call that reached a worker.
-fn worker_error<T: Debug>(result: Result<T, CallError>) -> RunnerError {
-    match result {
-        Err(CallError::Worker(error)) => error,
-        other => panic!("expected a worker error, got {other:?}"),
-    }
-}
-
 /// The startup error from a call whose worker could not be created.
 fn startup_error<T: Debug>(result: Result<T, CallError>) -> RunnerError {
     match result {
         Err(CallError::Pool(PoolError::Backend(error @ RunnerError::Startup { .. }))) => error,
         other => panic!("expected a failed create (a startup error), got {other:?}"),
     }
-}
-
-/// Awaits `future`, panicking (instead of hanging the suite) if it takes over 10 s.
-async fn guarded<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(HANG_GUARD, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took over {HANG_GUARD:?}"))
 }
 
 // ----- 1. JSON-RPC with a worker of our own -----

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pool_core::PoolError;
 use subprocess_pool::protocol::Lines;
 use subprocess_pool::{CallError, ProtocolError, Runner, RunnerError, SubprocessPool, WorkerSpec};
-use support::{SH_WORKER, eventually, group_gone, pool_of, some_worker_pid};
+use support::{SH_WORKER, eventually, group_gone, pool_of, some_worker_pid, worker_error};
 
 fn sh_worker() -> WorkerSpec {
     WorkerSpec::new("sh").args(["-c", SH_WORKER])
@@ -42,13 +42,6 @@ impl AfterAnswer {
         )
         .await;
         let _ = std::fs::remove_file(&self.marker);
-    }
-}
-
-fn worker_error(result: Result<String, CallError>) -> RunnerError {
-    match result {
-        Err(CallError::Worker(error)) => error,
-        other => panic!("expected a worker error, got {other:?}"),
     }
 }
 

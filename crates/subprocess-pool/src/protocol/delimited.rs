@@ -330,22 +330,7 @@ impl Encoder<String> for DelimitedFraming {
     type Error = ProtocolError;
 
     fn encode(&mut self, request: String, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        if request.contains('\n') {
-            return Err(ProtocolError::InvalidRequest(
-                "a request must be a single line, but it contains a newline".into(),
-            ));
-        }
-        if request.len() > self.max_length {
-            return Err(ProtocolError::FrameTooLarge {
-                direction: "request",
-                size: request.len(),
-                limit: self.max_length,
-            });
-        }
-        dst.reserve(request.len() + 1);
-        dst.extend_from_slice(request.as_bytes());
-        dst.extend_from_slice(b"\n");
-        Ok(())
+        super::lines::encode_line(&request, self.max_length, dst)
     }
 }
 

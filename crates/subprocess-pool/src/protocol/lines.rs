@@ -81,22 +81,33 @@ impl Encoder<String> for LinesFraming {
     type Error = ProtocolError;
 
     fn encode(&mut self, line: String, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        if line.contains('\n') {
-            return Err(ProtocolError::InvalidRequest(
-                "a request must be a single line, but it contains a newline".into(),
-            ));
-        }
-        if line.len() > self.max_length {
-            return Err(ProtocolError::FrameTooLarge {
-                direction: "request",
-                size: line.len(),
-                limit: self.max_length,
-            });
-        }
-        self.inner
-            .encode(line, dst)
-            .map_err(|error| self.error(error, 0))
+        encode_line(&line, self.max_length, dst)
     }
+}
+
+/// Writes `line` and a newline, refusing (before writing anything) a line that contains a
+/// newline, which would be taken for two requests, or is longer than `max_length`.
+pub(super) fn encode_line(
+    line: &str,
+    max_length: usize,
+    dst: &mut BytesMut,
+) -> Result<(), ProtocolError> {
+    if line.contains('\n') {
+        return Err(ProtocolError::InvalidRequest(
+            "a request must be a single line, but it contains a newline".into(),
+        ));
+    }
+    if line.len() > max_length {
+        return Err(ProtocolError::FrameTooLarge {
+            direction: "request",
+            size: line.len(),
+            limit: max_length,
+        });
+    }
+    dst.reserve(line.len() + 1);
+    dst.extend_from_slice(line.as_bytes());
+    dst.extend_from_slice(b"\n");
+    Ok(())
 }
 
 impl Decoder for LinesFraming {

@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
+use super::Fate;
 use crate::error::RunnerError;
 use crate::protocol::Protocol;
 
@@ -27,6 +28,9 @@ pub(crate) struct LinkState<P: Protocol> {
     pub(crate) faulted: bool,
     /// Why, until someone reports it (a call, a recycle); later askers get `Poisoned`.
     pub(crate) fault: Option<RunnerError>,
+    /// What the first fault says of the worker's end (a worker that broke the protocol
+    /// and then died of the closed pipe is counted as faulty, not as exited).
+    pub(crate) first_fault: Option<Fate>,
     /// A request was sent (or a greeting awaited): a death from now on is not a failed
     /// start.
     pub(crate) asked: bool,
@@ -52,6 +56,7 @@ impl<P: Protocol> Link<P> {
                 waiter: None,
                 faulted: false,
                 fault: None,
+                first_fault: None,
                 asked: false,
                 answered: false,
                 killed_by_pool: None,
@@ -72,6 +77,13 @@ impl<P: Protocol> Link<P> {
         let mut state = self.lock();
         let first = !state.faulted;
         state.faulted = true;
+        if first {
+            state.first_fault = Some(match error {
+                RunnerError::Exited { .. } | RunnerError::Startup { .. } => Fate::Exited,
+                RunnerError::Killed { .. } | RunnerError::Timeout { .. } => Fate::Killed,
+                _ => Fate::Faulted,
+            });
+        }
         match state.waiter.take() {
             Some(waiter) => {
                 let _ = waiter.reply.send(Err(error));

@@ -1,10 +1,54 @@
 //! Helpers shared by the integration tests: what /proc says about processes we started.
 #![allow(dead_code)]
 
+use std::fmt::Debug;
 use std::fs;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use subprocess_pool::protocol::Lines;
-use subprocess_pool::{SubprocessPool, WorkerSpec};
+use subprocess_pool::{CallError, RunnerError, SubprocessPool, WorkerSpec};
+
+/// A bound that only guards against a hang: nothing in these tests should come near it.
+pub(crate) const HANG_GUARD: Duration = Duration::from_secs(10);
+
+/// Awaits `future`, panicking (instead of hanging the suite) if it takes over `HANG_GUARD`.
+pub(crate) async fn guarded<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(HANG_GUARD, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took over {HANG_GUARD:?}"))
+}
+
+/// The worker's error from a call that reached a worker.
+pub(crate) fn worker_error<T: Debug>(result: Result<T, CallError>) -> RunnerError {
+    match result {
+        Err(CallError::Worker(error)) => error,
+        other => panic!("expected a worker error, got {other:?}"),
+    }
+}
+
+/// The real python interpreter (`python3` on `PATH` may be a slow pyenv shim), resolved
+/// once.
+pub(crate) fn python() -> &'static str {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 runs");
+        assert!(output.status.success(), "python3 failed: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    })
+}
+
+/// A python worker script of `tests/workers`, run unbuffered by the real interpreter.
+pub(crate) fn python_worker(script: &str) -> WorkerSpec {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/workers")
+        .join(script);
+    WorkerSpec::new(python()).arg("-u").arg(path)
+}
 
 /// A pool of up to `max_size` workers started from `spec`, speaking lines.
 pub(crate) fn pool_of(spec: WorkerSpec, max_size: usize) -> SubprocessPool<Lines> {
