@@ -9,12 +9,14 @@ use tokio::time::Instant;
 use crate::error::{ExitDescription, RunnerError};
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
-use crate::runner::{Fate, MessageHandler, Runner};
+use crate::runner::{Fate, MessageHandler, Runner, StartFailure};
 use crate::session::{NoSession, Session};
 use crate::spec::WorkerSpec;
 
 /// The shortest time a new worker is watched after one died before ever answering.
 const MIN_PROBATION: Duration = Duration::from_millis(50);
+/// The longest: a watch holds a create open, and callers wait for creates.
+const MAX_PROBATION: Duration = Duration::from_secs(1);
 
 /// The [`pool_core::Manager`] of [`Runner`]s.
 ///
@@ -128,7 +130,9 @@ impl<P: Protocol, S: Session<P>> RunnerManager<P, S> {
     /// asks for another worker right away.
     fn note_end(&self, runner: &Runner<P>) {
         if let Some(lived) = runner.died_young() {
-            let watch = (lived * 2).clamp(MIN_PROBATION, self.spec.startup_timeout);
+            let watch = (lived * 2)
+                .clamp(MIN_PROBATION, MAX_PROBATION)
+                .min(self.spec.startup_timeout);
             *self.probation() = Some(watch);
         }
     }
@@ -151,28 +155,33 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
         match tokio::time::timeout(left, self.session.start(&mut runner)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                let reason = format!("its handshake failed: {error}");
-                return Err(runner.fail_start(reason, false).await);
+                let failure = StartFailure::Error("its handshake failed", error);
+                return Err(runner.fail_start(failure).await);
             }
             Err(_) => {
                 let reason = format!(
                     "its handshake did not finish within {:?}",
                     self.spec.startup_timeout
                 );
-                return Err(runner.fail_start(reason, true).await);
+                return Err(runner.fail_start(StartFailure::Reason(reason)).await);
             }
         }
         let watch = *self.probation();
         if let Some(watch) = watch {
+            // A worker that survives the watch ends the probation; so does a create
+            // cancelled during it (a watch that outlasts the caller's deadline must not fail
+            // every create after it; the next young death starts another). One that dies
+            // keeps it for the next create.
+            let end = EndProbation(Some((self, watch)));
             if let Some(status) = runner.wait_exit(watch).await {
+                end.keep();
                 let reason = format!(
                     "it exited {} within {:?} of starting, as the one before it did",
                     ExitDescription(&status),
                     began.elapsed()
                 );
-                return Err(runner.fail_start(reason, true).await);
+                return Err(runner.fail_start(StartFailure::Reason(reason)).await);
             }
-            *self.probation() = None;
         }
         Ok(runner)
     }
@@ -219,13 +228,31 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
     }
 }
 
+/// Clears, when dropped, the probation a create watched for, unless a newer one replaced
+/// it or [`keep`](EndProbation::keep) was called.
+struct EndProbation<'a, P: Protocol, S: Session<P>>(Option<(&'a RunnerManager<P, S>, Duration)>);
+
+impl<P: Protocol, S: Session<P>> EndProbation<'_, P, S> {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<P: Protocol, S: Session<P>> Drop for EndProbation<'_, P, S> {
+    fn drop(&mut self) {
+        if let Some((manager, watch)) = self.0 {
+            let mut probation = manager.probation();
+            if *probation == Some(watch) {
+                *probation = None;
+            }
+        }
+    }
+}
+
 /// Not faulted, alive, and within its limits.
 fn check<P: Protocol>(runner: &mut Runner<P>) -> Result<(), RunnerError> {
     runner.check_idle()?;
-    if !runner.is_alive() {
-        // Exited a moment ago; its reader is still collecting its last words.
-        Err(RunnerError::Poisoned)
-    } else if runner.is_spent() {
+    if runner.is_spent() {
         Err(RunnerError::Retired)
     } else {
         Ok(())

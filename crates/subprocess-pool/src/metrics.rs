@@ -20,7 +20,8 @@ pub struct WorkerMetrics {
     pub messages_dropped: u64,
     /// Workers stopped at their `max_requests` or `max_age`: planned, not failures.
     pub retired: u64,
-    /// Workers that exited (or closed their stdout) on their own while in the pool.
+    /// Workers that exited on their own while in the pool (one that closed its stdout and
+    /// then had to be killed counts as `killed`).
     pub exited: u64,
     /// Workers the pool killed: a request timed out, or they would not exit.
     pub killed: u64,

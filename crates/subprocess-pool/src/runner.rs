@@ -1,6 +1,7 @@
 //! One live worker process.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +13,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::Encoder;
 
-use self::link::{Link, Waiter};
+use self::link::{Link, LinkState, Waiter};
 use self::reader::{Reader, stderr_text};
 use crate::error::{ExitDescription, RunnerError};
 use crate::metrics::Counters;
 use crate::process_group::kill_group;
-use crate::protocol::Protocol;
+use crate::protocol::{Protocol, ProtocolError};
 use crate::spec::{ReadyLine, WorkerSpec};
 use crate::stderr::StderrTail;
 
@@ -28,6 +29,12 @@ mod reader;
 const MAX_STARTUP_LINE: usize = 1024 * 1024;
 /// How much of an output an error quotes.
 const QUOTED_OUTPUT: usize = 80;
+/// A worker that exits sooner than this after it started, before answering, may not be
+/// able to start at all.
+const YOUNG: Duration = Duration::from_secs(1);
+/// How many times a call yields to the reader task, at most, while the worker's stdout
+/// holds bytes the reader has not read yet.
+const CATCH_UP_YIELDS: usize = 64;
 /// How long a killed worker may take to be reaped before the runner stops waiting (the
 /// reader task reaps it in any case).
 const REAP_BOUND: Duration = Duration::from_secs(1);
@@ -78,6 +85,8 @@ pub struct Runner<P: Protocol> {
     reader: JoinHandle<()>,
     /// Owns the child and waits for its exit.
     waiter: JoinHandle<()>,
+    /// A second handle on the worker's stdout, only to ask whether it holds unread bytes.
+    stdout_probe: OwnedFd,
     protocol: P,
     /// Encodes requests (the reader task has a codec of its own for decoding).
     codec: P::Codec,
@@ -122,13 +131,17 @@ impl<P: Protocol> Runner<P> {
         handler: Option<MessageHandler<P>>,
         counters: Arc<Counters>,
     ) -> Result<Self, RunnerError> {
-        let deadline = Instant::now() + spec.startup_timeout;
+        let spawned = Instant::now();
+        let deadline = spawned + spec.startup_timeout;
         let mut child = spec
             .launch
             .command(spec.stderr.stdio())
             .spawn()
             .map_err(|error| spec.launch.spawn_error(error))?;
         let pid = child.id().unwrap_or_default();
+        // Until the runner exists (its drop kills the group), a create cancelled while the
+        // worker gets ready must not leave what it started behind.
+        let group = GroupGuard(Some(pid));
         let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
             unreachable!("the command pipes stdin and stdout");
         };
@@ -160,7 +173,7 @@ impl<P: Protocol> Runner<P> {
                 )),
             };
             if let Some(reason) = failure {
-                kill_group(pid);
+                drop(group);
                 let _ = tokio::time::timeout(REAP_BOUND, child.wait()).await;
                 let stderr = stderr_text(stderr).await;
                 return Err(RunnerError::Startup { reason, stderr });
@@ -189,16 +202,21 @@ impl<P: Protocol> Runner<P> {
             pid,
             kill_grace: spec.kill_grace,
             request_timeout: spec.request_timeout,
+            finished: false,
         };
+        let stdout_probe =
+            rustix::io::dup(&stdout).map_err(|error| RunnerError::Io(error.into()))?;
         let exit = link.exit_watch();
         let waiter = tokio::spawn(reader::wait_for_exit(child, link.clone()));
         let reader = tokio::spawn(reader.run(stdout, exit));
+        group.disarm();
         let runner = Runner {
             pid,
             stdin,
             link,
             reader,
             waiter,
+            stdout_probe,
             codec: protocol.codec(),
             protocol,
             write_buf: BytesMut::with_capacity(8 * 1024),
@@ -206,31 +224,48 @@ impl<P: Protocol> Runner<P> {
             calls: 0,
             sent: 0,
             call_limit: spec.max_requests.map(jittered),
-            started: Instant::now(),
+            started: spawned,
             max_age: spec.max_age,
             request_timeout: spec.request_timeout,
             kill_grace: spec.kill_grace,
             poisoned: false,
         };
         if let Some(greeting) = greeting {
-            let reason = match tokio::time::timeout_at(deadline, greeting).await {
+            let failure = match tokio::time::timeout_at(deadline, greeting).await {
                 Ok(Ok(Ok(_))) => return Ok(runner),
-                Ok(Ok(Err(error))) => format!("no greeting: {error}"),
-                Ok(Err(_)) => "no greeting: its reader stopped".to_string(),
-                Err(_) => format!("no greeting within {:?}", spec.startup_timeout),
+                Ok(Ok(Err(error))) => StartFailure::Error("no greeting", error),
+                Ok(Err(_)) => StartFailure::Reason("no greeting: its reader stopped".into()),
+                Err(_) => {
+                    StartFailure::Reason(format!("no greeting within {:?}", spec.startup_timeout))
+                }
             };
-            return Err(runner.fail_start(reason, true).await);
+            return Err(runner.fail_start(failure).await);
         }
         Ok(runner)
     }
 
-    /// Kills a runner that could not finish starting, and says why (with its stderr tail,
-    /// unless `reason` already quotes it).
-    pub(crate) async fn fail_start(mut self, reason: String, with_stderr: bool) -> RunnerError {
+    /// Kills a runner that could not finish starting, and says why, with its stderr tail
+    /// once.
+    pub(crate) async fn fail_start(mut self, failure: StartFailure) -> RunnerError {
         self.kill().await;
-        let stderr = match with_stderr {
-            true => stderr_text(self.stderr.clone()).await,
-            false => String::new(),
+        let (reason, stderr) = match failure {
+            StartFailure::Reason(reason) => (reason, None),
+            StartFailure::Error(context, RunnerError::Startup { reason, stderr }) => {
+                (format!("{context}: {reason}"), Some(stderr))
+            }
+            StartFailure::Error(context, RunnerError::Exited { status, stderr, .. }) => (
+                format!("{context}: it exited {}", ExitDescription(&status)),
+                Some(stderr),
+            ),
+            StartFailure::Error(context, RunnerError::Timeout { after, stderr }) => (
+                format!("{context}: timed out after {after:?}"),
+                Some(stderr),
+            ),
+            StartFailure::Error(context, error) => (format!("{context}: {error}"), None),
+        };
+        let stderr = match stderr {
+            Some(stderr) => stderr,
+            None => stderr_text(self.stderr.clone()).await,
         };
         RunnerError::Startup { reason, stderr }
     }
@@ -253,11 +288,12 @@ impl<P: Protocol> Runner<P> {
         // The reader task enforces the deadline: a timer armed per call would cost more
         // than the rest of the call's overhead together.
         let deadline = self.request_timeout.map(|limit| Instant::now() + limit);
+        self.catch_up().await;
         {
             let mut state = self.link.lock();
-            if state.faulted {
+            if state.faulted || state.exited_at.is_some() {
                 self.poisoned = true;
-                return Err(state.fault.take().unwrap_or(RunnerError::Poisoned));
+                return Err(self.refusal(&mut state));
             }
             state.asked = true;
             state.waiter = Some(Waiter {
@@ -277,10 +313,21 @@ impl<P: Protocol> Runner<P> {
     }
 
     /// Sends a request that gets no answer (a JSON-RPC notification, say), bounded by the
-    /// request timeout. Refused requests leave the runner usable; a failed or cancelled
+    /// request timeout. A request the protocol numbers for an answer (a JSON-RPC request,
+    /// any Bazel request) is refused: its answer would arrive with nobody waiting and
+    /// retire the worker. Refused requests leave the runner usable; a failed or cancelled
     /// write poisons it.
-    pub async fn send(&mut self, request: P::Request) -> Result<(), RunnerError> {
+    pub async fn send(&mut self, mut request: P::Request) -> Result<(), RunnerError> {
         self.usable()?;
+        // `prepare` readies what gets an answer (and may refuse what does not, which is
+        // just what `send` is for).
+        if let Ok(Some(_)) = self.protocol.prepare(&mut request, self.sent + 1) {
+            // Its answer would arrive with no request waiting, and retire the worker.
+            return Err(ProtocolError::InvalidRequest(
+                "this request gets an answer: send it with `call`".into(),
+            )
+            .into());
+        }
         self.encode(request)?;
         self.link.lock().asked = true;
         self.poisoned = true; // until the whole frame is written
@@ -305,14 +352,59 @@ impl<P: Protocol> Runner<P> {
         }
     }
 
-    /// Refuses a poisoned or faulted runner, with the reason if it was not reported yet.
+    /// Refuses a poisoned, faulted or exited runner, with the reason if it was not
+    /// reported yet.
     fn usable(&mut self) -> Result<(), RunnerError> {
         let mut state = self.link.lock();
-        if self.poisoned || state.faulted {
+        if self.poisoned || state.faulted || state.exited_at.is_some() {
             self.poisoned = true;
-            return Err(state.fault.take().unwrap_or(RunnerError::Poisoned));
+            return Err(self.refusal(&mut state));
         }
         Ok(())
+    }
+
+    /// Why a runner that is no longer usable refuses: the fault not yet reported, else its
+    /// exit (seen a moment ago; the reader is still collecting its last words), else
+    /// `Poisoned`.
+    fn refusal(&self, state: &mut LinkState<P>) -> RunnerError {
+        if let Some(fault) = state.fault.take() {
+            return fault;
+        }
+        match self.link.exit_status() {
+            Some(status) if !state.faulted => RunnerError::Exited {
+                status,
+                stderr: String::new(),
+                output: String::new(),
+            },
+            _ => RunnerError::Poisoned,
+        }
+    }
+
+    /// Lets the reader task read what the worker wrote before this request: output already
+    /// in the pipe, or read and not yet routed, must be seen (and, unasked, fault the
+    /// worker) before a new request's waiter is in place, or it would be taken for that
+    /// request's answer. One `poll` system call; when something is there, yields to the
+    /// reader until it has dealt with it. (What is left: bytes the reader takes off the
+    /// pipe between this look and the waiter's registration, a window of nanoseconds on a
+    /// multi-thread runtime, and none on a current-thread one.)
+    async fn catch_up(&mut self) {
+        for _ in 0..CATCH_UP_YIELDS {
+            let mut fds = [rustix::event::PollFd::new(
+                &self.stdout_probe,
+                rustix::event::PollFlags::IN,
+            )];
+            // A zero timeout: only asks.
+            let now = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let pending = matches!(rustix::event::poll(&mut fds, Some(&now)), Ok(1..))
+                || self.link.routing.load(std::sync::atomic::Ordering::Acquire);
+            if !pending || self.link.lock().faulted {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     fn encode(&mut self, request: P::Request) -> Result<(), RunnerError> {
@@ -335,9 +427,17 @@ impl<P: Protocol> Runner<P> {
 
     async fn exchange(
         &mut self,
-        answer: oneshot::Receiver<Result<P::Response, RunnerError>>,
+        mut answer: oneshot::Receiver<Result<P::Response, RunnerError>>,
     ) -> Result<P::Response, RunnerError> {
-        match self.write().await {
+        // The reader may settle the call (a timeout, the worker's death) while the write is
+        // stuck: a worker that stopped reading, or a stdin held open by a process that left
+        // its group.
+        let written = tokio::select! {
+            biased;
+            settled = &mut answer => return settled.unwrap_or(Err(RunnerError::Poisoned)),
+            written = self.write() => written,
+        };
+        match written {
             Ok(()) => {}
             // The worker is exiting or stopped reading: its reader reports how, promptly.
             Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {}
@@ -410,16 +510,13 @@ impl<P: Protocol> Runner<P> {
         }
     }
 
-    /// How long the worker lived, if it exited on its own before it ever answered: it may
-    /// not be able to start at all.
+    /// How long the worker lived, if it exited on its own soon after it started (within
+    /// a second), before it ever answered: it may not be able to start at all. A worker
+    /// that ran longer, or answered, was able to start.
     pub(crate) fn died_young(&self) -> Option<Duration> {
         let state = self.link.lock();
-        match state.exited_at {
-            Some(at) if !state.answered && state.killed_by_pool.is_none() => {
-                Some(at.saturating_duration_since(self.started))
-            }
-            _ => None,
-        }
+        let lived = state.exited_at?.saturating_duration_since(self.started);
+        (!state.answered && state.killed_by_pool.is_none() && lived < YOUNG).then_some(lived)
     }
 
     /// Waits up to `bound` for the worker to exit; its status if it did.
@@ -436,7 +533,11 @@ impl<P: Protocol> Runner<P> {
     /// [`shutdown`](Runner::shutdown), saying whether the worker had to be killed (it did
     /// not exit within `kill_grace` of its stdin being closed).
     pub(crate) async fn stop(mut self) -> bool {
-        drop(self.stdin.lock().await.take());
+        // A reply stuck in a write to a worker that stops reading holds the lock: the kill
+        // below frees it.
+        if let Ok(mut stdin) = tokio::time::timeout(self.kill_grace, self.stdin.lock()).await {
+            drop(stdin.take());
+        }
         let killed = self.wait_exit(self.kill_grace).await.is_none();
         if killed {
             let reason = format!(
@@ -459,11 +560,10 @@ impl<P: Protocol> Runner<P> {
 
 impl<P: Protocol> Drop for Runner<P> {
     fn drop(&mut self) {
-        if self.is_alive() {
-            // The waiting task owns the child, whose `kill_on_drop` kills the leader when the
-            // task is dropped (tokio reaps it); the group goes too.
-            kill_group(self.pid);
-        }
+        // The waiting task owns the child, whose `kill_on_drop` kills the leader when the
+        // task is dropped (tokio reaps it); the group goes too, leader or not (a group id
+        // is not reused while the group has members).
+        kill_group(self.pid);
         self.reader.abort();
         self.waiter.abort();
     }
@@ -558,4 +658,27 @@ fn jittered(limit: u64) -> u64 {
     let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
     let cut = (limit as f64 * 0.05 * fraction) as u64;
     (limit - cut).max(1)
+}
+
+/// Why a start failed: a reason, or an error with what was being done.
+pub(crate) enum StartFailure {
+    Reason(String),
+    Error(&'static str, RunnerError),
+}
+
+/// Kills a process group when dropped, unless disarmed.
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            kill_group(pid);
+        }
+    }
 }

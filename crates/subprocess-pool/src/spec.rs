@@ -99,7 +99,9 @@ impl WorkerSpec {
 
     /// The worker speaks first: its first frame, in the protocol's framing (a banner line
     /// under `Lines`), is read as part of starting it, within `startup_timeout`, and
-    /// dropped. Without this, such a frame is output nobody asked for: read while the
+    /// dropped; it must be a frame the protocol sorts as a response (a message is passed
+    /// to the handler instead, and the start waits for a response until
+    /// `startup_timeout`). Without this, such a frame is output nobody asked for: read while the
     /// worker is idle, it retires the worker; read while the first request is on its way,
     /// it is taken for that request's answer. Protocols whose workers always greet
     /// ([`Delimited::prompt`](crate::protocol::Delimited::prompt)) do this by themselves.
@@ -116,7 +118,10 @@ impl WorkerSpec {
 
     /// Bounds each request; a request that takes longer kills the worker's process group
     /// and fails with [`RunnerError::Timeout`](crate::RunnerError::Timeout) (default:
-    /// [`DEFAULT_REQUEST_TIMEOUT`], 60 s).
+    /// [`DEFAULT_REQUEST_TIMEOUT`], 60 s). Tests on tokio's paused clock that talk to real
+    /// workers: the runtime jumps the clock to the deadline while the worker works, so
+    /// every call times out; use [`no_request_timeout`](WorkerSpec::no_request_timeout)
+    /// there.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
         self

@@ -13,15 +13,26 @@
 //! # Which answer belongs to which request
 //!
 //! A caller gets the response to its own request or an error, never another call's
-//! answer. Where responses carry the id of their request ([`JsonRpc`], the Bazel
-//! protocols), the id is checked. Where they do not ([`Lines`], [`Delimited`],
-//! [`LengthPrefixed`]), the worker's stdout is read all the time, not only during a call,
-//! and a response that arrives while no request is outstanding (a second line, a stray
-//! print between requests) retires the worker as soon as it is read, before anyone can
-//! take it for an answer. What no reader of a pipe can tell apart: a worker that writes
-//! an extra frame *after* the next request was sent, and before that request's own
-//! answer. The bytes look exactly like the answer; only ids can tell them apart, so use a
-//! protocol with ids for programs that talk on their own.
+//! answer. The worker's stdout is read all the time, not only during a call, and:
+//!
+//! - a response that arrives while no request is outstanding (a second line, a stray
+//!   print between requests) retires the worker as soon as it is read;
+//! - before a request is sent, the runner asks the pipe whether it holds bytes not read
+//!   yet and lets the reader deal with them first, so output written before the request
+//!   is never taken for its answer;
+//! - responses that arrive together (in one read) cannot all be for the one outstanding
+//!   request: the extra ones retire the worker, and under a protocol without ids the call
+//!   fails too, since which one answers it cannot be told;
+//! - where responses carry a unique id of their request ([`JsonRpc`], which numbers them),
+//!   the id is checked.
+//!
+//! What no reader of a pipe can tell apart: a worker that writes an extra response
+//! *after* the next request was sent, and before that request's own answer. The bytes
+//! look exactly like the answer; only a unique id can tell them apart. [`JsonRpc`] has
+//! one; the Bazel protocols only when callers give each request its own `request_id`
+//! (singleplex requests all carry 0 by default); [`Lines`], [`Delimited`] and
+//! [`LengthPrefixed`] have none. Use a protocol with ids for programs that may answer
+//! twice.
 
 use std::fmt::Debug;
 
@@ -111,8 +122,10 @@ pub trait Protocol: Clone + Send + Sync + 'static {
     /// [`std::convert::Infallible`] for protocols where every frame is a response.
     type Message: Send + Debug + 'static;
     /// Frames requests onto stdin and frames off stdout. Its decoder must take exactly one
-    /// frame's bytes from the buffer per item. One codec is made for the requests to a
-    /// worker and one for what it sends back, so codecs may keep state per direction.
+    /// frame's bytes from the buffer per item. One codec is made to encode the caller's
+    /// requests, and one to decode what the worker sends (which also encodes the replies
+    /// to the worker's own requests), so a codec's decoding state is never shared with the
+    /// callers' encoding.
     type Codec: Encoder<Self::Request, Error = ProtocolError>
         + Decoder<Error = ProtocolError>
         + Send

@@ -2,6 +2,7 @@
 //! request, why the worker can no longer be used, and how it ended.
 
 use std::process::ExitStatus;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{oneshot, watch};
@@ -45,6 +46,9 @@ pub(crate) struct LinkState<P: Protocol> {
 /// Shared by a [`Runner`](crate::Runner) and its reader task.
 pub(crate) struct Link<P: Protocol> {
     state: Mutex<LinkState<P>>,
+    /// The reader has taken bytes off the pipe and not yet routed them: a call about to
+    /// send waits for it (see `Runner::catch_up`).
+    pub(crate) routing: AtomicBool,
     /// The exit status, once the worker exited and was reaped.
     exit: watch::Sender<Option<ExitStatus>>,
 }
@@ -63,6 +67,7 @@ impl<P: Protocol> Link<P> {
                 exited_at: None,
             }),
             exit: watch::Sender::new(None),
+            routing: AtomicBool::new(false),
         }
     }
 

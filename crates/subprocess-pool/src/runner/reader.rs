@@ -6,6 +6,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitStatus;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -53,6 +54,23 @@ pub(crate) struct Reader<P: Protocol> {
     pub(crate) kill_grace: Duration,
     /// Enforced here, by a watchdog timer armed once per period rather than once per call.
     pub(crate) request_timeout: Option<Duration>,
+    /// Set when `run` ends normally; see `Drop`.
+    pub(crate) finished: bool,
+}
+
+impl<P: Protocol> Drop for Reader<P> {
+    /// A panic in the protocol's code (its decoder, `classify`) ends this task: the worker
+    /// is faulted and killed, so the waiting call gets an error instead of waiting for an
+    /// answer nothing will deliver. (Aborted with its runner, there is nobody to tell.)
+    fn drop(&mut self) {
+        if !self.finished && std::thread::panicking() {
+            self.link
+                .fault(RunnerError::Protocol(ProtocolError::Malformed(
+                    "the protocol's code panicked while reading the worker's output".into(),
+                )));
+            kill_group(self.pid);
+        }
+    }
 }
 
 impl<P: Protocol> Reader<P> {
@@ -94,6 +112,7 @@ impl<P: Protocol> Reader<P> {
                 self.link.fault(error);
             }
         }
+        self.finished = true;
     }
 
     async fn read_until_end(
@@ -107,7 +126,9 @@ impl<P: Protocol> Reader<P> {
         let period = self.request_timeout.unwrap_or(Duration::from_secs(86_400));
         let mut watchdog = std::pin::pin!(tokio::time::sleep(period));
         loop {
-            if let Err(error) = self.route().await {
+            let routed = self.route().await;
+            self.link.routing.store(false, Ordering::Release);
+            if let Err(error) = routed {
                 return End::Broken(error);
             }
             self.buf.reserve(8 * 1024);
@@ -115,7 +136,7 @@ impl<P: Protocol> Reader<P> {
                 biased;
                 read = stdout.read_buf(&mut self.buf) => match read {
                     Ok(0) => return End::StdoutClosed,
-                    Ok(_) => {}
+                    Ok(_) => self.link.routing.store(true, Ordering::Release),
                     Err(error) => return End::Broken(RunnerError::Io(error)),
                 },
                 status = exited(exit) => return End::Exited(status),
@@ -157,33 +178,59 @@ impl<P: Protocol> Reader<P> {
         }
     }
 
-    /// Decodes and routes every whole frame in the buffer, then writes any replies.
+    /// Decodes every whole frame in the buffer, passes messages to the handler, has any
+    /// replies written, and delivers the responses.
     async fn route(&mut self) -> Result<(), RunnerError> {
+        let mut responses = Vec::new();
         let mut replies = BytesMut::new();
-        while let Some(frame) = self.codec.decode(&mut self.buf)? {
-            match self.protocol.classify(frame)? {
-                Incoming::Response { id, response } => self.deliver(id, response)?,
-                Incoming::Message(message) => self.handle(message, &mut replies),
+        let decoded = loop {
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(frame)) => match self.protocol.classify(frame) {
+                    Ok(Incoming::Response { id, response }) => responses.push((id, response)),
+                    Ok(Incoming::Message(message)) => self.handle(message, &mut replies),
+                    Err(error) => break Err(error.into()),
+                },
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error.into()),
             }
-        }
+        };
         if !replies.is_empty() {
-            let mut stdin = self.stdin.lock().await;
+            self.write_replies(replies);
+        }
+        if !responses.is_empty() {
+            self.deliver(responses)?;
+        }
+        decoded
+    }
+
+    /// Writes replies on a task of its own: a worker that writes to its stdout without
+    /// reading its stdin must not stop this reader (whose watchdog would stop with it), nor
+    /// must a caller in the middle of writing a long request.
+    fn write_replies(&self, replies: BytesMut) {
+        let stdin = self.stdin.clone();
+        tokio::spawn(async move {
+            let mut stdin = stdin.lock().await;
             if let Some(stdin) = stdin.as_mut() {
                 // A worker that stopped reading is found dead or faulty by other means.
                 let _ = stdin.write_all(&replies).await;
             }
-        }
-        Ok(())
+        });
     }
 
-    /// Hands a response to the request waiting for it. A response with no request
-    /// waiting, for another request, or followed by more output when the protocol has no
-    /// ids to tell answers apart, is an error (the waiting request, if any, gets it).
-    fn deliver(&mut self, id: Option<u64>, response: P::Response) -> Result<(), RunnerError> {
+    /// Hands the response to the request waiting for it. A response with no request
+    /// waiting, or for another request, is an error (the waiting request, if any, gets it).
+    /// So are responses that arrive together with it, since no request can be waiting for
+    /// them (the lock is held from the first to the last), and, under a protocol without
+    /// ids, any output right after it: which one answers this request cannot be told.
+    fn deliver(&mut self, responses: Vec<(Option<u64>, P::Response)>) -> Result<(), RunnerError> {
         let mut state = self.link.lock();
+        let mut responses = responses.into_iter();
+        let Some((id, response)) = responses.next() else {
+            return Ok(());
+        };
         let Some(waiter) = state.waiter.take() else {
             drop(state);
-            return Err(self.unasked("while no request was outstanding", &response));
+            return Err(self.unasked("while no request was outstanding", &response, None));
         };
         let error = match (waiter.id, id) {
             (Some(expected), Some(got)) if expected != got => {
@@ -195,22 +242,25 @@ impl<P: Protocol> Reader<P> {
                 ))
                 .into(),
             ),
-            // Which of the two is this request's answer cannot be told.
-            (None, _) if !self.buf.is_empty() => {
-                Some(self.unasked("right after its response to this request", &response))
-            }
+            (None, _) if responses.len() > 0 || !self.buf.is_empty() => Some(self.unasked(
+                "right after its response to this request",
+                &response,
+                responses.as_slice().first().map(|(_, next)| next),
+            )),
             _ => None,
         };
-        match error {
-            Some(error) => {
-                state.waiter = Some(waiter);
-                Err(error)
+        if let Some(error) = error {
+            state.waiter = Some(waiter);
+            return Err(error);
+        }
+        state.answered = true;
+        let _ = waiter.reply.send(Ok(response));
+        match responses.next() {
+            Some((_, extra)) => {
+                drop(state);
+                Err(self.unasked("while no request was outstanding", &extra, None))
             }
-            None => {
-                state.answered = true;
-                let _ = waiter.reply.send(Ok(response));
-                Ok(())
-            }
+            None => Ok(()),
         }
     }
 
@@ -239,15 +289,22 @@ impl<P: Protocol> Reader<P> {
     }
 
     /// The error for output nobody asked for.
-    fn unasked(&self, when: &str, response: &P::Response) -> RunnerError {
-        let pending = if self.buf.is_empty() {
-            String::new()
-        } else {
-            format!(
+    /// The error for output nobody asked for: `response`, then `next` (another response
+    /// that came with it) or the bytes still in the buffer.
+    fn unasked(
+        &self,
+        when: &str,
+        response: &P::Response,
+        next: Option<&P::Response>,
+    ) -> RunnerError {
+        let pending = match next {
+            Some(next) => format!(", then another: {}", quote(format!("{next:?}").as_bytes())),
+            None if self.buf.is_empty() => String::new(),
+            None => format!(
                 ", then {} more bytes starting {:?}",
                 self.buf.len(),
                 quote(&self.buf)
-            )
+            ),
         };
         ProtocolError::Unasked(format!(
             "the worker sent a response {when}: {}{pending}; its answers can no longer be \
