@@ -6,24 +6,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::io::AsyncWriteExt;
+use tokio::process::ChildStdin;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::Encoder;
 
 use self::link::{Link, LinkState, Waiter};
-use self::reader::{Reader, stderr_text};
-use crate::error::{ExitDescription, RunnerError};
+use self::reader::stderr_text;
+use crate::error::RunnerError;
 use crate::metrics::Counters;
 use crate::process_group::kill_group;
 use crate::protocol::{Protocol, ProtocolError};
-use crate::spec::{ReadyLine, WorkerSpec};
+use crate::spec::WorkerSpec;
 use crate::stderr::StderrTail;
 
 mod link;
 mod reader;
+mod start;
+
+pub(crate) use self::start::StartFailure;
 
 /// The longest line skipped while waiting for the ready line.
 const MAX_STARTUP_LINE: usize = 1024 * 1024;
@@ -123,151 +126,6 @@ impl<P: Protocol> Runner<P> {
         handler: impl Fn(u32, &P::Message) -> Option<P::Request> + Send + Sync + 'static,
     ) -> Result<Self, RunnerError> {
         Self::start(spec, protocol, Some(Arc::new(handler)), Arc::default()).await
-    }
-
-    pub(crate) async fn start(
-        spec: &WorkerSpec,
-        protocol: P,
-        handler: Option<MessageHandler<P>>,
-        counters: Arc<Counters>,
-    ) -> Result<Self, RunnerError> {
-        let spawned = Instant::now();
-        let deadline = spawned + spec.startup_timeout;
-        let mut child = spec
-            .launch
-            .command(spec.stderr.stdio())
-            .spawn()
-            .map_err(|error| spec.launch.spawn_error(error))?;
-        let pid = child.id().unwrap_or_default();
-        // Until the runner exists (its drop kills the group), a create cancelled while the
-        // worker gets ready must not leave what it started behind.
-        let group = GroupGuard(Some(pid));
-        let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            unreachable!("the command pipes stdin and stdout");
-        };
-        let stderr = match spec.stderr {
-            crate::StderrMode::Tail(limit) => child
-                .stderr
-                .take()
-                .map(|stderr| StderrTail::drain(stderr, limit)),
-            _ => None,
-        };
-        let greets = spec.greeting || protocol.greets_first();
-        let mut buf = BytesMut::with_capacity(8 * 1024);
-        if let Some(ready) = &spec.ready_line {
-            let waited = tokio::time::timeout_at(
-                deadline,
-                wait_ready(&mut child, &mut stdout, &mut buf, ready, spec.kill_grace),
-            )
-            .await;
-            let failure = match waited {
-                Ok(Ok(())) if buf.is_empty() || greets => None,
-                Ok(Ok(())) => Some(format!(
-                    "it wrote {:?} after its ready line, before any request",
-                    quote(&buf)
-                )),
-                Ok(Err(reason)) => Some(reason),
-                Err(_) => Some(format!(
-                    "no ready line {ready} on stdout within {:?}",
-                    spec.startup_timeout
-                )),
-            };
-            if let Some(reason) = failure {
-                drop(group);
-                let _ = tokio::time::timeout(REAP_BOUND, child.wait()).await;
-                let stderr = stderr_text(stderr).await;
-                return Err(RunnerError::Startup { reason, stderr });
-            }
-        }
-        let link = Arc::new(Link::new());
-        let greeting = greets.then(|| {
-            let (reply, greeting) = oneshot::channel();
-            link.lock().waiter = Some(Waiter {
-                id: None,
-                reply,
-                deadline: None,
-            });
-            greeting
-        });
-        let stdin: SharedStdin = Arc::new(tokio::sync::Mutex::new(Some(stdin)));
-        let reader = Reader {
-            link: link.clone(),
-            codec: protocol.codec(),
-            protocol: protocol.clone(),
-            buf,
-            stdin: stdin.clone(),
-            handler,
-            counters,
-            stderr: stderr.clone(),
-            pid,
-            kill_grace: spec.kill_grace,
-            request_timeout: spec.request_timeout,
-            finished: false,
-        };
-        let stdout_probe =
-            rustix::io::dup(&stdout).map_err(|error| RunnerError::Io(error.into()))?;
-        let exit = link.exit_watch();
-        let waiter = tokio::spawn(reader::wait_for_exit(child, link.clone()));
-        let reader = tokio::spawn(reader.run(stdout, exit));
-        group.disarm();
-        let runner = Runner {
-            pid,
-            stdin,
-            link,
-            reader,
-            waiter,
-            stdout_probe,
-            codec: protocol.codec(),
-            protocol,
-            write_buf: BytesMut::with_capacity(8 * 1024),
-            stderr,
-            calls: 0,
-            sent: 0,
-            call_limit: spec.max_requests.map(jittered),
-            started: spawned,
-            max_age: spec.max_age,
-            request_timeout: spec.request_timeout,
-            kill_grace: spec.kill_grace,
-            poisoned: false,
-        };
-        if let Some(greeting) = greeting {
-            let failure = match tokio::time::timeout_at(deadline, greeting).await {
-                Ok(Ok(Ok(_))) => return Ok(runner),
-                Ok(Ok(Err(error))) => StartFailure::Error("no greeting", error),
-                Ok(Err(_)) => StartFailure::Reason("no greeting: its reader stopped".into()),
-                Err(_) => {
-                    StartFailure::Reason(format!("no greeting within {:?}", spec.startup_timeout))
-                }
-            };
-            return Err(runner.fail_start(failure).await);
-        }
-        Ok(runner)
-    }
-
-    /// Kills a runner that could not finish starting, and says why, with its stderr tail
-    /// once.
-    pub(crate) async fn fail_start(mut self, failure: StartFailure) -> RunnerError {
-        self.kill().await;
-        let (reason, stderr) = match failure {
-            StartFailure::Reason(reason) => (reason, None),
-            StartFailure::Error(context, RunnerError::Startup { reason, stderr }) => {
-                (format!("{context}: {reason}"), Some(stderr))
-            }
-            StartFailure::Error(context, RunnerError::Exited { status, stderr, .. }) => (
-                format!("{context}: it exited {}", ExitDescription(&status)),
-                Some(stderr),
-            ),
-            StartFailure::Error(context, RunnerError::Timeout { after, stderr }) => (
-                format!("{context}: timed out after {after:?}"),
-                Some(stderr),
-            ),
-            StartFailure::Error(context, error) => (format!("{context}: {error}"), None),
-        };
-        let stderr = match stderr {
-            Some(stderr) => stderr,
-            None => stderr_text(self.stderr.clone()).await,
-        };
-        RunnerError::Startup { reason, stderr }
     }
 
     /// Sends one request and waits for its response.
@@ -595,55 +453,6 @@ pub(crate) enum Fate {
     Stopped,
 }
 
-/// Reads stdout until the ready line; what follows it stays in `buf`.
-async fn wait_ready(
-    child: &mut Child,
-    stdout: &mut ChildStdout,
-    buf: &mut BytesMut,
-    ready: &ReadyLine,
-    kill_grace: Duration,
-) -> Result<(), String> {
-    loop {
-        while let Some(end) = buf.iter().position(|&byte| byte == b'\n') {
-            let got = buf.split_to(end + 1);
-            let got = got.strip_suffix(b"\n").unwrap_or(&got);
-            let got = got.strip_suffix(b"\r").unwrap_or(got);
-            if ready.matches(got) {
-                return Ok(());
-            }
-        }
-        if buf.len() > MAX_STARTUP_LINE {
-            return Err(format!(
-                "a stdout line longer than {MAX_STARTUP_LINE} bytes before the ready line"
-            ));
-        }
-        buf.reserve(8 * 1024);
-        tokio::select! {
-            biased;
-            read = stdout.read_buf(buf) => match read {
-                Ok(0) => {
-                    let status = tokio::time::timeout(kill_grace, child.wait()).await;
-                    return Err(match status {
-                        Ok(Ok(status)) => format!(
-                            "it exited {} before printing {ready}",
-                            ExitDescription(&status)
-                        ),
-                        _ => format!("it closed its stdout before printing {ready}"),
-                    });
-                }
-                Ok(_) => {}
-                Err(error) => return Err(format!("reading its stdout failed: {error}")),
-            },
-            status = child.wait() => {
-                return Err(match status {
-                    Ok(status) => format!("it exited {} before printing {ready}", ExitDescription(&status)),
-                    Err(error) => format!("waiting for it failed: {error}"),
-                });
-            }
-        }
-    }
-}
-
 /// The start of `bytes`, for an error message.
 pub(crate) fn quote(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTED_OUTPUT)])
@@ -658,27 +467,4 @@ fn jittered(limit: u64) -> u64 {
     let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
     let cut = (limit as f64 * 0.05 * fraction) as u64;
     (limit - cut).max(1)
-}
-
-/// Why a start failed: a reason, or an error with what was being done.
-pub(crate) enum StartFailure {
-    Reason(String),
-    Error(&'static str, RunnerError),
-}
-
-/// Kills a process group when dropped, unless disarmed.
-struct GroupGuard(Option<u32>);
-
-impl GroupGuard {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            kill_group(pid);
-        }
-    }
 }
