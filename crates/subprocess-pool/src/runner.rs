@@ -1,7 +1,9 @@
 //! One live worker process.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,9 +37,8 @@ const QUOTED_OUTPUT: usize = 80;
 /// A worker that exits sooner than this after it started, before answering, may not be
 /// able to start at all.
 const YOUNG: Duration = Duration::from_secs(1);
-/// How many times a call yields to the reader task, at most, while the worker's stdout
-/// holds bytes the reader has not read yet.
-const CATCH_UP_YIELDS: usize = 64;
+/// How long a call waits, at most, for the reader to read bytes already in the pipe.
+const CATCH_UP_BOUND: Duration = Duration::from_secs(1);
 /// How long a killed worker may take to be reaped before the runner stops waiting (the
 /// reader task reaps it in any case).
 const REAP_BOUND: Duration = Duration::from_secs(1);
@@ -88,8 +89,6 @@ pub struct Runner<P: Protocol> {
     reader: JoinHandle<()>,
     /// Owns the child and waits for its exit.
     waiter: JoinHandle<()>,
-    /// A second handle on the worker's stdout, only to ask whether it holds unread bytes.
-    stdout_probe: OwnedFd,
     protocol: P,
     /// Encodes requests (the reader task has a codec of its own for decoding).
     codec: P::Codec,
@@ -158,12 +157,16 @@ impl<P: Protocol> Runner<P> {
                 id,
                 reply,
                 deadline,
+                sequence,
             });
+            self.link.registered.store(sequence, Ordering::SeqCst);
         }
         self.sent = sequence;
         self.poisoned = true; // until the answer is in
-        let outcome = self.exchange(answer).await;
-        if outcome.is_ok() {
+        let (outcome, written) = self.exchange(answer).await;
+        // An answer that came before the whole request was written leaves the rest of it
+        // in the pipe: the runner stays poisoned.
+        if outcome.is_ok() && written {
             self.poisoned = false;
             self.calls += 1;
         }
@@ -238,30 +241,41 @@ impl<P: Protocol> Runner<P> {
         }
     }
 
-    /// Lets the reader task read what the worker wrote before this request: output already
-    /// in the pipe, or read and not yet routed, must be seen (and, unasked, fault the
-    /// worker) before a new request's waiter is in place, or it would be taken for that
-    /// request's answer. One `poll` system call; when something is there, yields to the
-    /// reader until it has dealt with it. (What is left: bytes the reader takes off the
-    /// pipe between this look and the waiter's registration, a window of nanoseconds on a
-    /// multi-thread runtime, and none on a current-thread one.)
+    /// Lets the reader task deal with what the worker wrote before this request. Output
+    /// still in the pipe when the request's waiter is registered would be read after it,
+    /// and taken for the answer; so a call asks the pipe (one `poll` system call) and,
+    /// when bytes are waiting, waits until the reader has read them (up to
+    /// `CATCH_UP_BOUND`; past it, the request goes ahead). What the reader took off the
+    /// pipe before the registration needs no wait: it is tagged as older than the request,
+    /// and a response among it is refused (see `Waiter::sequence`).
     async fn catch_up(&mut self) {
-        for _ in 0..CATCH_UP_YIELDS {
-            let mut fds = [rustix::event::PollFd::new(
-                &self.stdout_probe,
-                rustix::event::PollFlags::IN,
-            )];
-            // A zero timeout: only asks.
-            let now = rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
+        let mut deadline = None;
+        loop {
+            let pending = {
+                let state = self.link.lock();
+                if state.faulted || state.exited_at.is_some() {
+                    return;
+                }
+                state.stdout_probe.as_ref().is_some_and(|probe| {
+                    let mut fds = [PollFd::new(probe, PollFlags::IN)];
+                    let now = Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    };
+                    matches!(rustix::event::poll(&mut fds, Some(&now)), Ok(1..))
+                })
             };
-            let pending = matches!(rustix::event::poll(&mut fds, Some(&now)), Ok(1..))
-                || self.link.routing.load(std::sync::atomic::Ordering::Acquire);
-            if !pending || self.link.lock().faulted {
+            if !pending {
                 return;
             }
-            tokio::task::yield_now().await;
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + CATCH_UP_BOUND);
+            let routed = self.link.routed.notified();
+            self.link.catching_up.store(true, Ordering::SeqCst);
+            let waited = tokio::time::timeout_at(deadline, routed).await;
+            self.link.catching_up.store(false, Ordering::SeqCst);
+            if waited.is_err() {
+                return;
+            }
         }
     }
 
@@ -283,25 +297,29 @@ impl<P: Protocol> Runner<P> {
         }
     }
 
+    /// Writes the request and awaits its answer; says whether the whole request was
+    /// written.
     async fn exchange(
         &mut self,
         mut answer: oneshot::Receiver<Result<P::Response, RunnerError>>,
-    ) -> Result<P::Response, RunnerError> {
+    ) -> (Result<P::Response, RunnerError>, bool) {
         // The reader may settle the call (a timeout, the worker's death) while the write is
         // stuck: a worker that stopped reading, or a stdin held open by a process that left
         // its group.
         let written = tokio::select! {
             biased;
-            settled = &mut answer => return settled.unwrap_or(Err(RunnerError::Poisoned)),
+            settled = &mut answer => {
+                return (settled.unwrap_or(Err(RunnerError::Poisoned)), false);
+            }
             written = self.write() => written,
         };
         match written {
             Ok(()) => {}
             // The worker is exiting or stopped reading: its reader reports how, promptly.
             Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {}
-            Err(error) => return Err(RunnerError::Io(error)),
+            Err(error) => return (Err(RunnerError::Io(error)), false),
         }
-        answer.await.unwrap_or(Err(RunnerError::Poisoned))
+        (answer.await.unwrap_or(Err(RunnerError::Poisoned)), true)
     }
 
     /// Kills a worker whose request ran out of time.
@@ -333,7 +351,8 @@ impl<P: Protocol> Runner<P> {
     /// half-way, or the worker faulted since (exited, closed its stdout, broke the
     /// protocol, wrote output nobody asked for).
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned || self.link.lock().faulted
+        let state = self.link.lock();
+        self.poisoned || state.faulted || state.exited_at.is_some()
     }
 
     /// Whether the worker reached its request limit or its age limit.
@@ -393,10 +412,14 @@ impl<P: Protocol> Runner<P> {
     pub(crate) async fn stop(mut self) -> bool {
         // A reply stuck in a write to a worker that stops reading holds the lock: the kill
         // below frees it.
-        if let Ok(mut stdin) = tokio::time::timeout(self.kill_grace, self.stdin.lock()).await {
-            drop(stdin.take());
-        }
-        let killed = self.wait_exit(self.kill_grace).await.is_none();
+        let closed = match tokio::time::timeout(self.kill_grace, self.stdin.lock()).await {
+            Ok(mut stdin) => {
+                drop(stdin.take());
+                true
+            }
+            Err(_) => false,
+        };
+        let killed = !closed || self.wait_exit(self.kill_grace).await.is_none();
         if killed {
             let reason = format!(
                 "it did not exit within {:?} of its stdin being closed",
@@ -410,18 +433,23 @@ impl<P: Protocol> Runner<P> {
 
     /// Kills the worker's process group and waits (briefly) until the worker is reaped.
     async fn kill(&mut self) {
-        // Grandchildren may outlive the leader; the group goes in any case.
-        kill_group(self.pid);
+        // Grandchildren may outlive the leader; the group goes in any case (once the leader
+        // is reaped, the task that reaped it has killed the group).
+        if self.is_alive() {
+            kill_group(self.pid);
+        }
         let _ = self.wait_exit(REAP_BOUND).await;
     }
 }
 
 impl<P: Protocol> Drop for Runner<P> {
     fn drop(&mut self) {
-        // The waiting task owns the child, whose `kill_on_drop` kills the leader when the
-        // task is dropped (tokio reaps it); the group goes too, leader or not (a group id
-        // is not reused while the group has members).
-        kill_group(self.pid);
+        if self.is_alive() {
+            // The waiting task owns the child, whose `kill_on_drop` kills the leader when
+            // the task is dropped (tokio reaps it); the group goes too. Once the leader is
+            // reaped, that task has killed the group already (and its id may be reused).
+            kill_group(self.pid);
+        }
         self.reader.abort();
         self.waiter.abort();
     }

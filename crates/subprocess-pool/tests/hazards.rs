@@ -459,3 +459,91 @@ async fn a_create_cancelled_while_the_worker_gets_ready_leaves_nothing_behind() 
     let _ = std::fs::remove_file(&pid_file);
     group_gone("the cancelled worker's group to be killed", pid).await;
 }
+
+// ----- From the second review -----
+
+#[tokio::test]
+async fn a_workers_stdout_is_not_inherited_by_the_workers_started_after_it() {
+    let mut first = guarded(
+        "spawning",
+        Runner::spawn(&WorkerSpec::new("cat"), Lines::default()),
+    )
+    .await
+    .unwrap();
+    let pipe = std::fs::read_link(format!("/proc/{}/fd/1", first.pid())).unwrap();
+    let lister = WorkerSpec::new("sh").args([
+        "-c",
+        r#"while read l; do for f in /proc/$$/fd/*; do readlink "$f"; done | tr '\n' ' '; echo; done"#,
+    ]);
+    let mut second = guarded("spawning", Runner::spawn(&lister, Lines::default()))
+        .await
+        .unwrap();
+    let open = guarded("listing", second.call("list".into()))
+        .await
+        .unwrap();
+    let pipe = pipe.to_string_lossy();
+    assert!(
+        !open.contains(pipe.as_ref()),
+        "the second worker holds the first one's stdout {pipe}: {open}"
+    );
+    assert_eq!(
+        guarded("a call", first.call("still mine".into()))
+            .await
+            .unwrap(),
+        "still mine"
+    );
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+/// A worker that answers "a", then 50 ms later writes a log line and a stale line.
+const LOG_THEN_STALE: &str = r#"
+while IFS= read -r line; do
+  echo "$line"
+  if [ "$line" = a ]; then sleep 0.05; printf '#log\nstale\n'; fi
+done
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_read_while_a_slow_handler_runs_never_answers_the_next_request() {
+    let spec = WorkerSpec::new("sh").args(["-c", LOG_THEN_STALE]);
+    // The handler holds the reader after it read "#log\nstale" until the test lets it go:
+    // the next request is sent meanwhile, finds the pipe empty, and must not get "stale".
+    let (started, handler_started) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let mut runner = guarded(
+        "spawning",
+        Runner::spawn_with(&spec, LinesWithLogs, move |_, _: &String| {
+            let _ = started.send(());
+            let _ = released.lock().unwrap().recv_timeout(HANG_GUARD);
+            None
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(guarded("a", runner.call("a".into())).await.unwrap(), "a");
+    // The test's body runs on a thread of its own, not on a worker: blocking it is fine.
+    handler_started
+        .recv_timeout(HANG_GUARD)
+        .expect("the handler holds the reader");
+    let second = tokio::spawn(async move {
+        let outcome = runner.call("b".into()).await;
+        (runner, outcome)
+    });
+    // Long enough for "b" to be sent and echoed; the reader is still held.
+    std::thread::sleep(Duration::from_millis(200));
+    release.send(()).unwrap();
+    let (runner, outcome) = guarded("b", second).await.unwrap();
+    match outcome {
+        Ok(answer) => assert_ne!(
+            answer, "stale",
+            "another call's line was taken for the answer"
+        ),
+        Err(error) => assert!(
+            matches!(error, RunnerError::Protocol(ProtocolError::Unasked(_))),
+            "{error}"
+        ),
+    }
+    runner.shutdown().await;
+}

@@ -18,8 +18,9 @@
 //! - a response that arrives while no request is outstanding (a second line, a stray
 //!   print between requests) retires the worker as soon as it is read;
 //! - before a request is sent, the runner asks the pipe whether it holds bytes not read
-//!   yet and lets the reader deal with them first, so output written before the request
-//!   is never taken for its answer;
+//!   yet and lets the reader deal with them first, and what the reader took off the pipe
+//!   before the request was registered is tagged as older than it and cannot answer it, so
+//!   output written before the request is never taken for its answer;
 //! - responses that arrive together (in one read) cannot all be for the one outstanding
 //!   request: the extra ones retire the worker, and under a protocol without ids the call
 //!   fails too, since which one answers it cannot be told;

@@ -1,11 +1,12 @@
 //! What a runner and the task reading its worker's stdout share: the one outstanding
 //! request, why the worker can no longer be used, and how it ended.
 
+use std::os::fd::OwnedFd;
 use std::process::ExitStatus;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 
 use super::Fate;
@@ -19,6 +20,9 @@ pub(crate) struct Waiter<P: Protocol> {
     pub(crate) reply: oneshot::Sender<Result<P::Response, RunnerError>>,
     /// When the request times out (`request_timeout` after it was sent).
     pub(crate) deadline: Option<Instant>,
+    /// Its number among the worker's requests (0 for a greeting): a response the reader
+    /// took off the pipe before this request was registered cannot answer it.
+    pub(crate) sequence: u64,
 }
 
 /// The state behind the lock.
@@ -41,14 +45,22 @@ pub(crate) struct LinkState<P: Protocol> {
     pub(crate) killed_by_pool: Option<String>,
     /// When the worker's exit was seen.
     pub(crate) exited_at: Option<Instant>,
+    /// A second handle on the worker's stdout, only to ask whether it holds bytes the
+    /// reader has not read yet; closed when the reader stops, so that a worker writing to
+    /// a pipe nobody reads any more gets EPIPE rather than blocking.
+    pub(crate) stdout_probe: Option<OwnedFd>,
 }
 
 /// Shared by a [`Runner`](crate::Runner) and its reader task.
 pub(crate) struct Link<P: Protocol> {
     state: Mutex<LinkState<P>>,
-    /// The reader has taken bytes off the pipe and not yet routed them: a call about to
-    /// send waits for it (see `Runner::catch_up`).
-    pub(crate) routing: AtomicBool,
+    /// The sequence number of the latest request registered; the reader reads it right
+    /// after each read to tag what it read (see `Waiter::sequence`).
+    pub(crate) registered: AtomicU64,
+    /// A call waits for the reader to catch up (see `Runner::catch_up`), woken through
+    /// `routed` after each pass of the reader.
+    pub(crate) catching_up: AtomicBool,
+    pub(crate) routed: Notify,
     /// The exit status, once the worker exited and was reaped.
     exit: watch::Sender<Option<ExitStatus>>,
 }
@@ -65,9 +77,12 @@ impl<P: Protocol> Link<P> {
                 answered: false,
                 killed_by_pool: None,
                 exited_at: None,
+                stdout_probe: None,
             }),
             exit: watch::Sender::new(None),
-            routing: AtomicBool::new(false),
+            registered: AtomicU64::new(0),
+            catching_up: AtomicBool::new(false),
+            routed: Notify::new(),
         }
     }
 

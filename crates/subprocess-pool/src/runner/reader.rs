@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdout};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -27,6 +27,8 @@ use crate::stderr::StderrTail;
 /// written just before exiting). A descendant that left the process group may hold the
 /// pipe open for ever; the worker's end is reported after this at the latest.
 const EXIT_DRAIN: Duration = Duration::from_millis(100);
+/// How many batches of replies to a worker's own requests may wait to be written.
+const REPLY_QUEUE: usize = 64;
 /// How long to wait for the last of a dead worker's stderr.
 const STDERR_SETTLE: Duration = Duration::from_millis(200);
 
@@ -56,6 +58,15 @@ pub(crate) struct Reader<P: Protocol> {
     pub(crate) request_timeout: Option<Duration>,
     /// Set when `run` ends normally; see `Drop`.
     pub(crate) finished: bool,
+    /// How many bytes at the end of `buf` the latest read brought, and the latest
+    /// registered request when it returned; `older_tag` is that of the bytes before them.
+    /// A frame is as old as its first byte (see `Waiter::sequence`).
+    pub(crate) fresh: usize,
+    pub(crate) fresh_tag: u64,
+    pub(crate) older_tag: u64,
+    /// Replies to the worker's own requests, for the task that writes them (made when
+    /// the first reply is due).
+    pub(crate) replies: Option<mpsc::Sender<BytesMut>>,
 }
 
 impl<P: Protocol> Drop for Reader<P> {
@@ -63,6 +74,7 @@ impl<P: Protocol> Drop for Reader<P> {
     /// is faulted and killed, so the waiting call gets an error instead of waiting for an
     /// answer nothing will deliver. (Aborted with its runner, there is nobody to tell.)
     fn drop(&mut self) {
+        self.link.lock().stdout_probe = None;
         if !self.finished && std::thread::panicking() {
             self.link
                 .fault(RunnerError::Protocol(ProtocolError::Malformed(
@@ -112,6 +124,7 @@ impl<P: Protocol> Reader<P> {
                 self.link.fault(error);
             }
         }
+        self.link.lock().stdout_probe = None;
         self.finished = true;
     }
 
@@ -126,17 +139,16 @@ impl<P: Protocol> Reader<P> {
         let period = self.request_timeout.unwrap_or(Duration::from_secs(86_400));
         let mut watchdog = std::pin::pin!(tokio::time::sleep(period));
         loop {
-            let routed = self.route().await;
-            self.link.routing.store(false, Ordering::Release);
-            if let Err(error) = routed {
+            if let Err(error) = self.route().await {
                 return End::Broken(error);
             }
             self.buf.reserve(8 * 1024);
+            let before = self.buf.len();
             tokio::select! {
                 biased;
                 read = stdout.read_buf(&mut self.buf) => match read {
                     Ok(0) => return End::StdoutClosed,
-                    Ok(_) => self.link.routing.store(true, Ordering::Release),
+                    Ok(_) => self.tag_read(before),
                     Err(error) => return End::Broken(RunnerError::Io(error)),
                 },
                 status = exited(exit) => return End::Exited(status),
@@ -171,22 +183,50 @@ impl<P: Protocol> Reader<P> {
                 return;
             }
             self.buf.reserve(8 * 1024);
+            let before = self.buf.len();
             match stdout.read_buf(&mut self.buf).await {
-                Ok(1..) => {}
+                Ok(1..) => self.tag_read(before),
                 Ok(0) | Err(_) => return,
             }
         }
     }
 
+    /// Notes what the read that grew the buffer from `before` bytes brought, and which
+    /// request was the latest registered when it returned.
+    fn tag_read(&mut self, before: usize) {
+        if self.fresh > 0 {
+            // Bytes of an earlier read still undecoded: the older part.
+            self.older_tag = self.fresh_tag;
+        }
+        self.fresh = self.buf.len() - before;
+        self.fresh_tag = self.link.registered.load(Ordering::SeqCst);
+    }
+
     /// Decodes every whole frame in the buffer, passes messages to the handler, has any
-    /// replies written, and delivers the responses.
+    /// replies written, and delivers the responses; then wakes a call waiting for the
+    /// reader to catch up.
     async fn route(&mut self) -> Result<(), RunnerError> {
+        let routed = self.route_frames();
+        if self.link.catching_up.load(Ordering::SeqCst) {
+            self.link.routed.notify_waiters();
+        }
+        routed
+    }
+
+    fn route_frames(&mut self) -> Result<(), RunnerError> {
         let mut responses = Vec::new();
         let mut replies = BytesMut::new();
         let decoded = loop {
+            let tag = if self.buf.len() <= self.fresh {
+                self.fresh_tag
+            } else {
+                self.older_tag
+            };
             match self.codec.decode(&mut self.buf) {
                 Ok(Some(frame)) => match self.protocol.classify(frame) {
-                    Ok(Incoming::Response { id, response }) => responses.push((id, response)),
+                    Ok(Incoming::Response { id, response }) => {
+                        responses.push((tag, id, response));
+                    }
                     Ok(Incoming::Message(message)) => self.handle(message, &mut replies),
                     Err(error) => break Err(error.into()),
                 },
@@ -194,8 +234,12 @@ impl<P: Protocol> Reader<P> {
                 Err(error) => break Err(error.into()),
             }
         };
+        if self.buf.len() <= self.fresh {
+            self.older_tag = self.fresh_tag;
+        }
+        self.fresh = 0;
         if !replies.is_empty() {
-            self.write_replies(replies);
+            self.write_replies(replies)?;
         }
         if !responses.is_empty() {
             self.deliver(responses)?;
@@ -203,18 +247,35 @@ impl<P: Protocol> Reader<P> {
         decoded
     }
 
-    /// Writes replies on a task of its own: a worker that writes to its stdout without
-    /// reading its stdin must not stop this reader (whose watchdog would stop with it), nor
-    /// must a caller in the middle of writing a long request.
-    fn write_replies(&self, replies: BytesMut) {
-        let stdin = self.stdin.clone();
-        tokio::spawn(async move {
-            let mut stdin = stdin.lock().await;
-            if let Some(stdin) = stdin.as_mut() {
-                // A worker that stopped reading is found dead or faulty by other means.
-                let _ = stdin.write_all(&replies).await;
-            }
+    /// Hands replies to the task that writes them, in order: a worker that writes to its
+    /// stdout without reading its stdin must not stop this reader (whose watchdog would
+    /// stop with it), nor must a caller in the middle of writing a long request. A worker
+    /// that sends requests much faster than it reads the answers is a fault, not a reason
+    /// to buffer without bound.
+    fn write_replies(&mut self, replies: BytesMut) -> Result<(), RunnerError> {
+        let sender = self.replies.get_or_insert_with(|| {
+            let (sender, mut queue) = mpsc::channel::<BytesMut>(REPLY_QUEUE);
+            let stdin = self.stdin.clone();
+            tokio::spawn(async move {
+                while let Some(replies) = queue.recv().await {
+                    let mut stdin = stdin.lock().await;
+                    let Some(stdin) = stdin.as_mut() else { return };
+                    // A worker that stopped reading is found dead or faulty by other means.
+                    if stdin.write_all(&replies).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            sender
         });
+        match sender.try_send(replies) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(ProtocolError::Malformed(format!(
+                "the worker sent more than {REPLY_QUEUE} batches of requests to the host \
+                 without reading the answers"
+            ))
+            .into()),
+        }
     }
 
     /// Hands the response to the request waiting for it. A response with no request
@@ -222,10 +283,13 @@ impl<P: Protocol> Reader<P> {
     /// So are responses that arrive together with it, since no request can be waiting for
     /// them (the lock is held from the first to the last), and, under a protocol without
     /// ids, any output right after it: which one answers this request cannot be told.
-    fn deliver(&mut self, responses: Vec<(Option<u64>, P::Response)>) -> Result<(), RunnerError> {
+    fn deliver(
+        &mut self,
+        responses: Vec<(u64, Option<u64>, P::Response)>,
+    ) -> Result<(), RunnerError> {
         let mut state = self.link.lock();
         let mut responses = responses.into_iter();
-        let Some((id, response)) = responses.next() else {
+        let Some((tag, id, response)) = responses.next() else {
             return Ok(());
         };
         let Some(waiter) = state.waiter.take() else {
@@ -233,6 +297,10 @@ impl<P: Protocol> Reader<P> {
             return Err(self.unasked("while no request was outstanding", &response, None));
         };
         let error = match (waiter.id, id) {
+            // Read before this request was sent: an answer to nothing it asked.
+            _ if tag < waiter.sequence => {
+                Some(self.unasked("before the outstanding request was sent", &response, None))
+            }
             (Some(expected), Some(got)) if expected != got => {
                 Some(ProtocolError::Mismatch { expected, got }.into())
             }
@@ -245,7 +313,7 @@ impl<P: Protocol> Reader<P> {
             (None, _) if responses.len() > 0 || !self.buf.is_empty() => Some(self.unasked(
                 "right after its response to this request",
                 &response,
-                responses.as_slice().first().map(|(_, next)| next),
+                responses.as_slice().first().map(|(_, _, next)| next),
             )),
             _ => None,
         };
@@ -256,7 +324,7 @@ impl<P: Protocol> Reader<P> {
         state.answered = true;
         let _ = waiter.reply.send(Ok(response));
         match responses.next() {
-            Some((_, extra)) => {
+            Some((_, _, extra)) => {
                 drop(state);
                 Err(self.unasked("while no request was outstanding", &extra, None))
             }
@@ -352,12 +420,15 @@ pub(crate) async fn stderr_text(tail: Option<StderrTail>) -> String {
 
 /// Waits for the worker to exit and publishes its status (the reader and the runner watch
 /// it). The child's `kill_on_drop` still kills it if this task is aborted first.
-pub(crate) async fn wait_for_exit<P: Protocol>(mut child: Child, link: Arc<Link<P>>) {
+pub(crate) async fn wait_for_exit<P: Protocol>(mut child: Child, link: Arc<Link<P>>, pid: u32) {
     let status = child.wait().await.unwrap_or_else(|error| {
         tracing::warn!(target: "subprocess_pool", pid = child.id(), %error, "waiting for a worker failed");
         unknown_status()
     });
     link.set_exit(status);
+    // Whatever it started goes with it, now: once the group is empty its id may be reused,
+    // so nobody kills it later.
+    kill_group(pid);
 }
 
 /// The exit status, once published.

@@ -1,6 +1,7 @@
 //! Starting a worker: spawn it, wait for its ready line and greeting, and start the tasks
 //! that watch it; and failing a start cleanly.
 
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -81,6 +82,7 @@ impl<P: Protocol> Runner<P> {
                 id: None,
                 reply,
                 deadline: None,
+                sequence: 0,
             });
             greeting
         });
@@ -98,11 +100,19 @@ impl<P: Protocol> Runner<P> {
             kill_grace: spec.kill_grace,
             request_timeout: spec.request_timeout,
             finished: false,
+            fresh: 0,
+            fresh_tag: 0,
+            older_tag: 0,
+            replies: None,
         };
-        let stdout_probe =
-            rustix::io::dup(&stdout).map_err(|error| RunnerError::Io(error.into()))?;
+        // Close-on-exec, as std makes it: no other child may inherit this worker's stdout.
+        let stdout_probe = stdout
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(RunnerError::Io)?;
+        link.lock().stdout_probe = Some(stdout_probe);
         let exit = link.exit_watch();
-        let waiter = tokio::spawn(reader::wait_for_exit(child, link.clone()));
+        let waiter = tokio::spawn(reader::wait_for_exit(child, link.clone(), pid));
         let reader = tokio::spawn(reader.run(stdout, exit));
         group.disarm();
         let runner = Runner {
@@ -111,7 +121,6 @@ impl<P: Protocol> Runner<P> {
             link,
             reader,
             waiter,
-            stdout_probe,
             codec: protocol.codec(),
             protocol,
             write_buf: BytesMut::with_capacity(8 * 1024),
