@@ -373,11 +373,19 @@ impl Run {
              not kept; that trade is the next step.\n\n\
              ### Pool call vs raw pipe\n\n\
              The first version of the pool call measured 1.20-1.21x a raw pipe in CPU time \
-             (this process only, pinned). The difference was one `waitpid` system call per \
-             call: the recycle step asking whether the worker was still alive. A worker that \
-             answered within the last 250 ms is now trusted without asking \
-             (`Runner::is_probably_alive`); the background and `health_check_after` checks \
-             still ask. Framing responses by hand instead of with `LinesCodec` made no \
+             (this process only, pinned); the difference was one `waitpid` system call per \
+             call, asking whether the worker was still alive. Since the pool reads each \
+             worker's stdout continuously (so that output nobody asked for is caught as it \
+             arrives, messages reach a handler and an exit is seen at once), a task per \
+             worker owns its stdout and another awaits its exit: liveness costs no system \
+             call, but the answer now reaches the caller through that task (one more task \
+             wake-up per call), and a call first asks the pipe, with one `poll`, whether \
+             the worker wrote anything not read yet. Alternated by hand on 2026-12-03 \
+             (`benches::pipe_cpu::compare` for `cat`, 10 batches of 2,000 calls, pinned, \
+             the builds of f418d28 and f18a479): 1.06-1.19x before, 1.24-1.29x after, \
+             about 1.3 us more per call; arming a timer per call for the default \
+             `request_timeout` had cost 0.4 us more before it moved to a watchdog in the \
+             reading task. Framing responses by hand instead of with `LinesCodec` made no \
              measurable difference, so it was not kept. Counting the workers' CPU time as \
              well (the \"CPU\" column) adds the same work to both sides, so that ratio tends to \
              sit closer to 1 than the \"this process only\" one.\n\n\
