@@ -45,7 +45,7 @@ pub struct RunnerManager<P: Protocol, S: Session<P> = NoSession> {
     handler: Option<MessageHandler<P>>,
     counters: Arc<Counters>,
     /// How long to watch a new worker, after one died before ever answering.
-    probation: Mutex<Option<Duration>>,
+    probation: Mutex<Option<Probation>>,
 }
 
 impl<P: Protocol, S: Session<P>> std::fmt::Debug for RunnerManager<P, S> {
@@ -118,7 +118,7 @@ impl<P: Protocol, S: Session<P>> RunnerManager<P, S> {
         &self.counters
     }
 
-    fn probation(&self) -> std::sync::MutexGuard<'_, Option<Duration>> {
+    fn probation(&self) -> std::sync::MutexGuard<'_, Option<Probation>> {
         self.probation
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -133,7 +133,9 @@ impl<P: Protocol, S: Session<P>> RunnerManager<P, S> {
             let watch = (lived * 2)
                 .clamp(MIN_PROBATION, MAX_PROBATION)
                 .min(self.spec.startup_timeout);
-            *self.probation() = Some(watch);
+            let mut probation = self.probation();
+            let started_by = probation.map_or(0, |p| p.started_by + 1);
+            *probation = Some(Probation { watch, started_by });
         }
     }
 }
@@ -166,13 +168,14 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
                 return Err(runner.fail_start(StartFailure::Reason(reason)).await);
             }
         }
-        let watch = *self.probation();
-        if let Some(watch) = watch {
+        let probation = *self.probation();
+        if let Some(probation) = probation {
+            let watch = probation.watch;
             // A worker that survives the watch ends the probation; so does a create
             // cancelled during it (a watch that outlasts the caller's deadline must not fail
             // every create after it; the next young death starts another). One that dies
             // keeps it for the next create.
-            let end = EndProbation(Some((self, watch)));
+            let end = EndProbation(Some((self, probation)));
             if let Some(status) = runner.wait_exit(watch).await {
                 end.keep();
                 let reason = format!(
@@ -228,9 +231,18 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
     }
 }
 
+/// How long to watch each new worker, after a worker died within a second of starting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Probation {
+    watch: Duration,
+    /// Counts the young deaths that renewed it, so that a create ending an older watch
+    /// does not end a newer one of the same length.
+    started_by: u64,
+}
+
 /// Clears, when dropped, the probation a create watched for, unless a newer one replaced
 /// it or [`keep`](EndProbation::keep) was called.
-struct EndProbation<'a, P: Protocol, S: Session<P>>(Option<(&'a RunnerManager<P, S>, Duration)>);
+struct EndProbation<'a, P: Protocol, S: Session<P>>(Option<(&'a RunnerManager<P, S>, Probation)>);
 
 impl<P: Protocol, S: Session<P>> EndProbation<'_, P, S> {
     fn keep(mut self) {
@@ -240,9 +252,9 @@ impl<P: Protocol, S: Session<P>> EndProbation<'_, P, S> {
 
 impl<P: Protocol, S: Session<P>> Drop for EndProbation<'_, P, S> {
     fn drop(&mut self) {
-        if let Some((manager, watch)) = self.0 {
+        if let Some((manager, watched)) = self.0 {
             let mut probation = manager.probation();
-            if *probation == Some(watch) {
+            if *probation == Some(watched) {
                 *probation = None;
             }
         }

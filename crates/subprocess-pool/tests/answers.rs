@@ -269,12 +269,7 @@ async fn aspell_answers_each_line_with_a_line_per_word_then_a_blank_line() {
             }
         });
     }
-    guarded("50 aspell calls", async {
-        while let Some(done) = tasks.join_next().await {
-            done.unwrap();
-        }
-    })
-    .await;
+    support::join_all("50 aspell calls", tasks).await;
     let metrics = pool.metrics();
     assert!(metrics.created <= 2, "{metrics:?}");
     assert_eq!(metrics.create_failures, 0, "{metrics:?}");

@@ -70,12 +70,7 @@ async fn json_rpc_echo_answers_every_request_with_its_own_id() {
             }
         });
     }
-    guarded("100 echo calls", async {
-        while let Some(done) = tasks.join_next().await {
-            done.unwrap();
-        }
-    })
-    .await;
+    support::join_all("100 echo calls", tasks).await;
     let metrics = pool.metrics();
     assert!(metrics.created <= 2, "{metrics:?}");
     assert_eq!(metrics.create_failures, 0, "{metrics:?}");

@@ -20,6 +20,16 @@ pub(crate) async fn guarded<F: std::future::Future>(what: &str, future: F) -> F:
         .unwrap_or_else(|_| panic!("{what} took over {HANG_GUARD:?}"))
 }
 
+/// Waits (under `HANG_GUARD`) for every task of `tasks`, passing on their panics.
+pub(crate) async fn join_all(what: &str, mut tasks: tokio::task::JoinSet<()>) {
+    guarded(what, async {
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+    })
+    .await;
+}
+
 /// The worker's error from a call that reached a worker.
 pub(crate) fn worker_error<T: Debug>(result: Result<T, CallError>) -> RunnerError {
     match result {
