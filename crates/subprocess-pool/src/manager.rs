@@ -190,7 +190,7 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
     }
 
     async fn recycle(&self, runner: &mut Runner<P>, _: &ObjectMeta) -> Result<(), RunnerError> {
-        check(runner).inspect_err(|_| self.note_end(runner))
+        check(runner).await.inspect_err(|_| self.note_end(runner))
     }
 
     async fn health_check(
@@ -198,7 +198,7 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
         runner: &mut Runner<P>,
         _: &ObjectMeta,
     ) -> Result<(), RunnerError> {
-        check(runner).inspect_err(|_| self.note_end(runner))?;
+        check(runner).await.inspect_err(|_| self.note_end(runner))?;
         if let Some(ping) = &self.ping {
             runner.call(ping()).await?;
         }
@@ -262,8 +262,8 @@ impl<P: Protocol, S: Session<P>> Drop for EndProbation<'_, P, S> {
 }
 
 /// Not faulted, alive, and within its limits.
-fn check<P: Protocol>(runner: &mut Runner<P>) -> Result<(), RunnerError> {
-    runner.check_idle()?;
+async fn check<P: Protocol>(runner: &mut Runner<P>) -> Result<(), RunnerError> {
+    runner.check_idle().await?;
     if runner.is_spent() {
         Err(RunnerError::Retired)
     } else {

@@ -100,7 +100,8 @@ impl<P: Protocol, S: Session<P>> SubprocessPool<P, S> {
         let get = self.pool.get();
         async move {
             let mut runner = get.await?;
-            Ok(runner.call(request).await?)
+            // Fresh from `recycle`, which caught up with the worker's output just now.
+            Ok(runner.call_caught_up(request).await?)
         }
     }
 

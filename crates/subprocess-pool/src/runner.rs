@@ -136,7 +136,18 @@ impl<P: Protocol> Runner<P> {
     /// output it left unfinished), garbage on stdout, a response for another request, and
     /// output nobody asked for ([`ProtocolError::Unasked`](crate::ProtocolError::Unasked)).
     /// So does dropping this future before it completes.
-    pub async fn call(&mut self, mut request: P::Request) -> Result<P::Response, RunnerError> {
+    pub async fn call(&mut self, request: P::Request) -> Result<P::Response, RunnerError> {
+        self.catch_up().await;
+        self.call_caught_up(request).await
+    }
+
+    /// [`call`](Runner::call) for a runner its pool has just checked: the check caught up
+    /// with the worker's output a moment ago (`check_idle`), so the call does not ask the
+    /// pipe again (one `poll` per pooled call, not two).
+    pub(crate) async fn call_caught_up(
+        &mut self,
+        mut request: P::Request,
+    ) -> Result<P::Response, RunnerError> {
         self.usable()?;
         let sequence = self.sent + 1;
         let id = self.protocol.prepare(&mut request, sequence)?;
@@ -145,7 +156,6 @@ impl<P: Protocol> Runner<P> {
         // The reader task enforces the deadline: a timer armed per call would cost more
         // than the rest of the call's overhead together.
         let deadline = self.request_timeout.map(|limit| Instant::now() + limit);
-        self.catch_up().await;
         {
             let mut state = self.link.lock();
             if state.faulted || state.exited_at.is_some() {
@@ -332,8 +342,12 @@ impl<P: Protocol> Runner<P> {
 
     /// Checks an idle worker before it is lent: it must not have faulted (written output
     /// nobody asked for, broken the protocol, closed its stdout, exited) since its last
-    /// call. One uncontended lock, no system call: the reader task has been watching.
-    pub(crate) fn check_idle(&mut self) -> Result<(), RunnerError> {
+    /// call. The reader task has been watching; this lets it catch up with what arrived
+    /// just now (one `poll`), and the call that follows does not ask again.
+    pub(crate) async fn check_idle(&mut self) -> Result<(), RunnerError> {
+        // Output already in the pipe must retire the worker here, where the pool can hand
+        // the caller another, rather than fail the call it is lent for.
+        self.catch_up().await;
         self.usable()
     }
 

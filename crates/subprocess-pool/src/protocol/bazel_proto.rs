@@ -119,9 +119,16 @@ impl Decoder for BazelProtoFraming {
                 limit: self.max_message,
             });
         }
-        let frame_end = header_end + 1 + length;
+        // Checked: with a limit of `usize::MAX`, a declared length near it would wrap.
+        let Some(frame_end) = (header_end + 1).checked_add(length) else {
+            return Err(ProtocolError::FrameTooLarge {
+                direction: "response",
+                size: length,
+                limit: self.max_message,
+            });
+        };
         if src.len() < frame_end {
-            src.reserve(frame_end - src.len());
+            // No `reserve` for the declared length: the buffer grows as the bytes come.
             return Ok(None);
         }
         src.advance(header_end + 1);

@@ -2,8 +2,8 @@
 
 use std::convert::Infallible;
 
-use bytes::{Bytes, BytesMut};
-use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
 
 use super::{Incoming, Protocol, ProtocolError};
 
@@ -17,7 +17,7 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// # Example
 ///
 /// ```
-/// use bytes::{Bytes, BytesMut};
+/// use bytes::{Buf, BufMut, Bytes, BytesMut};
 /// use subprocess_pool::Protocol;
 /// use subprocess_pool::protocol::LengthPrefixed;
 /// use tokio_util::codec::{Decoder, Encoder};
@@ -62,22 +62,23 @@ impl Protocol for LengthPrefixed {
     fn codec(&self) -> LengthPrefixedFraming {
         LengthPrefixedFraming {
             max_frame: self.max_frame,
-            inner: LengthDelimitedCodec::builder()
-                .big_endian()
-                .length_field_length(4)
-                .max_frame_length(self.max_frame)
-                .new_codec(),
         }
     }
 }
 
-/// The codec of [`LengthPrefixed`]: tokio-util's `LengthDelimitedCodec` with the limit
-/// reported as a [`ProtocolError::FrameTooLarge`].
+/// The codec of [`LengthPrefixed`].
+///
+/// Written out rather than tokio-util's `LengthDelimitedCodec`, whose decoder reserves room
+/// for the length a header declares as soon as it reads it: a worker (or anything on the
+/// pipe) declaring 16 MiB would cost 16 MiB before sending a byte of it. Here the buffer
+/// grows only with the bytes that arrive.
 #[derive(Debug)]
 pub struct LengthPrefixedFraming {
     max_frame: usize,
-    inner: LengthDelimitedCodec,
 }
+
+/// The length header: a 32-bit big-endian integer.
+const HEADER: usize = 4;
 
 impl LengthPrefixedFraming {
     fn too_large(&self, direction: &'static str, size: usize) -> ProtocolError {
@@ -93,10 +94,15 @@ impl Encoder<Bytes> for LengthPrefixedFraming {
     type Error = ProtocolError;
 
     fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        if frame.len() > self.max_frame {
-            return Err(self.too_large("request", frame.len()));
-        }
-        Ok(self.inner.encode(frame, dst)?)
+        let length = match u32::try_from(frame.len()) {
+            Ok(length) if frame.len() <= self.max_frame => length,
+            // Over the limit, or over what the header can say.
+            _ => return Err(self.too_large("request", frame.len())),
+        };
+        dst.reserve(HEADER + frame.len());
+        dst.put_u32(length);
+        dst.extend_from_slice(&frame);
+        Ok(())
     }
 }
 
@@ -105,17 +111,26 @@ impl Decoder for LengthPrefixedFraming {
     type Error = ProtocolError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
-        let claimed = src
-            .get(..4)
-            .map(|header| u32::from_be_bytes([header[0], header[1], header[2], header[3]]));
-        match self.inner.decode(src) {
-            Ok(frame) => Ok(frame.map(BytesMut::freeze)),
-            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
-                let size = claimed.map_or(0, |claimed| claimed as usize);
-                Err(self.too_large("response", size))
-            }
-            Err(error) => Err(ProtocolError::Io(error)),
+        let Some(header) = src.get(..HEADER) else {
+            return Ok(None);
+        };
+        let declared = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        // A u32 fits in the usize of every platform tokio supports; saturate regardless.
+        let length = usize::try_from(declared).unwrap_or(usize::MAX);
+        if length > self.max_frame {
+            return Err(self.too_large("response", length));
         }
+        // `length <= max_frame` and the header is 4 bytes: `checked_add` only fails for a
+        // limit within 4 of `usize::MAX`, which no buffer could reach.
+        let Some(frame_end) = HEADER.checked_add(length) else {
+            return Err(self.too_large("response", length));
+        };
+        if src.len() < frame_end {
+            // No `reserve(length)`: the buffer grows as the bytes come.
+            return Ok(None);
+        }
+        src.advance(HEADER);
+        Ok(Some(src.split_to(length).freeze()))
     }
 }
 
