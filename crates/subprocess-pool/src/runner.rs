@@ -466,6 +466,9 @@ impl<P: Protocol> Drop for Runner<P> {
         }
         self.reader.abort();
         self.waiter.abort();
+        if let Some(stderr) = &self.stderr {
+            stderr.stop();
+        }
     }
 }
 

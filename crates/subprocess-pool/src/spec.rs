@@ -17,6 +17,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Arguments never pass through a shell. The worker starts in a process group of its own,
 /// so it is killed together with anything it starts.
 ///
+/// What it inherits unless told otherwise: this process's whole environment (secrets
+/// included) and its working directory. A server should start from
+/// [`env_clear`](Self::env_clear) and set only what the program needs with `env`, and
+/// give the program as an absolute path (`PATH` is gone too).
+///
 /// # Example
 ///
 /// ```

@@ -42,15 +42,17 @@ pub(crate) struct StderrTail {
     /// Closed when the pipe reaches its end.
     done: Arc<tokio::sync::Notify>,
     finished: Arc<std::sync::atomic::AtomicBool>,
+    /// The task reading the pipe: stopped with the worker (see [`StderrTail::stop`]).
+    reading: Option<tokio::task::AbortHandle>,
 }
 
 impl StderrTail {
     /// Starts draining `stderr` into a tail of at most `limit` bytes. The task ends when
     /// the worker's process group closes the pipe.
     pub(crate) fn drain(mut stderr: ChildStderr, limit: usize) -> Self {
-        let tail = StderrTail::default();
+        let mut tail = StderrTail::default();
         let filler = tail.clone();
-        tokio::spawn(async move {
+        let reading = tokio::spawn(async move {
             let mut chunk = vec![0; 4096];
             while let Ok(read @ 1..) = stderr.read(&mut chunk).await {
                 let mut kept = filler.bytes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -63,7 +65,18 @@ impl StderrTail {
                 .store(true, std::sync::atomic::Ordering::Release);
             filler.done.notify_waiters();
         });
+        tail.reading = Some(reading.abort_handle());
         tail
+    }
+
+    /// Stops reading the pipe and closes this end of it. The task ends by itself when the
+    /// worker's process group closes the pipe, but a process that left the group (a
+    /// daemon) may hold it open for ever: without this, the task and its fd would stay as
+    /// long as the daemon.
+    pub(crate) fn stop(&self) {
+        if let Some(reading) = &self.reading {
+            reading.abort();
+        }
     }
 
     /// Waits until the pipe has been read to its end, or `bound` passes (a grandchild may

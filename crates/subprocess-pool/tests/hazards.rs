@@ -547,3 +547,63 @@ async fn a_line_read_while_a_slow_handler_runs_never_answers_the_next_request() 
     }
     runner.shutdown().await;
 }
+
+// ----- The stderr reader stops with its worker -----
+
+/// Forks a daemon (a session of its own) that keeps the worker's stderr open, writes its
+/// pid to the file named by `sys.argv[1]` and sleeps 30 s; the worker echoes lines.
+const STDERR_HOLDER: &str = r#"
+import os, sys, time
+pid_file = sys.argv[1]
+if os.fork() == 0:
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    with open(pid_file + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(pid_file + ".tmp", pid_file)
+    time.sleep(30)
+    os._exit(0)
+for line in sys.stdin:
+    sys.stdout.write(line)
+    sys.stdout.flush()
+"#;
+
+/// Whether this process still has a file descriptor on `target` (a `pipe:[inode]`).
+fn holds(target: &Path) -> bool {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .any(|link| link == target)
+}
+
+#[tokio::test]
+async fn the_stderr_reader_stops_with_its_worker_though_a_daemon_holds_the_pipe() {
+    let pid_file = temp_path("hazards-stderr-holder");
+    let _ = std::fs::remove_file(&pid_file);
+    let daemon = KillPidInFile(pid_file.clone());
+    let spec =
+        WorkerSpec::new(python()).args(["-S", "-c", STDERR_HOLDER, pid_file.to_str().unwrap()]);
+    let mut runner = guarded("spawning", Runner::spawn(&spec, Lines::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        guarded("a call", runner.call("hello".into()))
+            .await
+            .unwrap(),
+        "hello"
+    );
+    eventually("the daemon to hold the worker's stderr", || {
+        read_pid(&pid_file).is_some()
+    })
+    .await;
+    let stderr_pipe = std::fs::read_link(format!("/proc/{}/fd/2", runner.pid())).unwrap();
+    assert!(holds(&stderr_pipe), "the pool reads the worker's stderr");
+    guarded("the shutdown", runner.shutdown()).await;
+    eventually("the pool to let go of the worker's stderr", || {
+        !holds(&stderr_pipe)
+    })
+    .await;
+    drop(daemon);
+}

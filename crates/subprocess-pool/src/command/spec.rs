@@ -15,6 +15,11 @@ pub const DEFAULT_MAX_OUTPUT: usize = 1024 * 1024;
 /// runs in a process group of its own, and when the run ends (or times out, or is
 /// cancelled) that whole group is killed: a one-shot command leaves nothing running.
 ///
+/// What it inherits unless told otherwise: this process's whole environment (secrets
+/// included) and its working directory. A server should start from
+/// [`env_clear`](Self::env_clear) and set only what the program needs with `env`, and
+/// give the program as an absolute path (`PATH` is gone too).
+///
 /// # Example
 ///
 /// ```

@@ -71,8 +71,19 @@ impl<P: Protocol> Runner<P> {
             if let Some(reason) = failure {
                 drop(group);
                 let _ = tokio::time::timeout(REAP_BOUND, child.wait()).await;
-                let stderr = stderr_text(stderr).await;
-                return Err(RunnerError::Startup { reason, stderr });
+                if let Some(tail) = &stderr {
+                    // Whatever arrived by now is all the error gets; stop reading after it.
+                    let text = stderr_text(Some(tail.clone())).await;
+                    tail.stop();
+                    return Err(RunnerError::Startup {
+                        reason,
+                        stderr: text,
+                    });
+                }
+                return Err(RunnerError::Startup {
+                    reason,
+                    stderr: String::new(),
+                });
             }
         }
         let link = Arc::new(Link::new());
