@@ -8,57 +8,34 @@
 //! curl http://127.0.0.1:3000/status
 //! ```
 //!
-//! Ctrl-C or SIGTERM stops accepting connections, lets in-flight requests finish, then
-//! shuts the pools down (workers get `GRACE` to finish, then their process groups are
-//! killed).
+//! Ctrl-C or SIGTERM stops accepting connections and lets in-flight requests finish within
+//! `Settings::grace` (10 s); connections still open then are closed. The pools then get
+//! `Settings::pool_grace` (5 s) for calls still running; workers still busy after it have
+//! their process groups killed. Errors are logged to stderr with the request id the client
+//! was given.
 
 mod app;
-
-use std::collections::BTreeMap;
-use std::time::Duration;
+mod errors;
+mod server;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// How long shutdown waits for in-flight calls.
-const GRACE: Duration = Duration::from_secs(10);
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     let listen = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3000".to_owned());
     let listener = TcpListener::bind(&listen).await?;
-    let settings = app::Settings {
-        worker: app::python_worker()?
-            .request_timeout(Duration::from_secs(5))
-            .max_requests(10_000),
-        workers: 4,
-        wait_timeout: Duration::from_secs(5),
-        allowlist: allowlist(),
-        grace: GRACE,
-    };
+    let settings = app::Settings::new(app::python_worker()?);
     println!("listening on http://{}", listener.local_addr()?);
     let report = app::serve(listener, settings, stop_signal()).await?;
     println!("stopped: {report:?}");
     Ok(())
-}
-
-/// The only commands `POST /exec` may run, by name.
-fn allowlist() -> BTreeMap<String, Vec<String>> {
-    [
-        ("date", &["date", "-u"][..]),
-        ("uname", &["uname", "-a"]),
-        ("wc", &["wc", "-c"]),
-    ]
-    .into_iter()
-    .map(|(name, line)| {
-        (
-            name.to_owned(),
-            line.iter().map(|s| s.to_string()).collect(),
-        )
-    })
-    .collect()
 }
 
 /// Resolves on ctrl-c or SIGTERM.

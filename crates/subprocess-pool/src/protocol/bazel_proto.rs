@@ -121,11 +121,9 @@ impl Decoder for BazelProtoFraming {
         }
         // Checked: with a limit of `usize::MAX`, a declared length near it would wrap.
         let Some(frame_end) = (header_end + 1).checked_add(length) else {
-            return Err(ProtocolError::FrameTooLarge {
-                direction: "response",
-                size: length,
-                limit: self.max_message,
-            });
+            return Err(ProtocolError::Malformed(format!(
+                "declared length {length} does not fit in this machine's address space"
+            )));
         };
         if src.len() < frame_end {
             // No `reserve` for the declared length: the buffer grows as the bytes come.

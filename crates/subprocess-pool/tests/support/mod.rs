@@ -173,6 +173,17 @@ pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     panic!("gave up after 5 s waiting for {what}");
 }
 
+/// Waits (as [`eventually`]) until `found` finds something, and returns it.
+pub(crate) async fn eventually_some<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..500 {
+        if let Some(found) = found() {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("gave up after 5 s waiting for {what}");
+}
+
 /// Waits (as [`eventually`]) until no process is left in process group `pgid`.
 pub(crate) async fn group_gone(what: &str, pgid: u32) {
     eventually(what, || remaining_in_group(pgid).is_empty()).await;
