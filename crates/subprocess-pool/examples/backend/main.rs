@@ -8,6 +8,10 @@
 //! curl http://127.0.0.1:3000/status
 //! ```
 //!
+//! `-- --soak SECONDS` instead serves on a local port and drives itself for that long
+//! (steady clients, hostile ones, a worker SIGKILLed every 3 s), then prints what it saw,
+//! with the process's descriptors and memory sampled each second (`soak.rs`).
+//!
 //! Ctrl-C or SIGTERM stops accepting connections and lets in-flight requests finish within
 //! `Settings::grace` (10 s); connections still open then are closed. The pools then get
 //! `Settings::pool_grace` (5 s) for calls still running; workers still busy after it have
@@ -17,6 +21,9 @@
 mod app;
 mod errors;
 mod server;
+mod soak;
+
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -30,6 +37,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let listen = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+    if listen == "--soak" {
+        let seconds = std::env::args()
+            .nth(2)
+            .map_or(Ok(30), |seconds| seconds.parse())
+            .map_err(|error| format!("--soak takes a number of seconds: {error}"))?;
+        let settings = app::Settings::new(app::python_worker()?);
+        let duration = Duration::from_secs(seconds);
+        let report = soak::soak(settings, duration, 16, Duration::from_secs(3)).await?;
+        println!("{report}");
+        return Ok(());
+    }
     let listener = TcpListener::bind(&listen).await?;
     let settings = app::Settings::new(app::python_worker()?);
     println!("listening on http://{}", listener.local_addr()?);
