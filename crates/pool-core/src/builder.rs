@@ -116,7 +116,8 @@ impl<M: Manager> PoolBuilder<M> {
         max_lifetime: Duration
     );
     optional_setter!(
-        /// How many times an object may be handed out before it is destroyed (at least 1).
+        /// How many times an object may be handed out before it is destroyed (at least 1),
+        /// shortened per object by a random 0-5% (whole uses: a limit under 20 is exact).
         max_uses: usize
     );
     optional_setter!(

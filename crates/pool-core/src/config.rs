@@ -86,7 +86,9 @@ pub struct PoolConfig {
     /// 0-5% so objects created together do not expire together (default: none).
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub max_lifetime: Option<Duration>,
-    /// How many times an object may be handed out before it is destroyed (default: none).
+    /// How many times an object may be handed out before it is destroyed; each object's own
+    /// limit is shortened by a random 0-5%, in whole uses, so objects created together are
+    /// not retired together (a limit under 20 is exact) (default: none).
     pub max_uses: Option<usize>,
     /// Objects idle for longer than this are health-checked at checkout (default: none, so
     /// checkouts never run [`Manager::health_check`](crate::Manager::health_check)).

@@ -13,6 +13,8 @@ pub(crate) struct Entry<T> {
     pub(crate) meta: ObjectMeta,
     /// Set only when `max_lifetime` is configured: the object's own, jittered deadline.
     pub(crate) expires_at: Option<Instant>,
+    /// Set only when `max_uses` is configured: the object's own, jittered use limit.
+    pub(crate) max_uses: Option<u64>,
     /// Set only when `health_check_interval` is configured: when maintenance next checks it.
     pub(crate) next_check: Option<Instant>,
     /// The pool's eviction epoch when the object joined; an older epoch means `evict_all`

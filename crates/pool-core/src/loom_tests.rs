@@ -216,6 +216,7 @@ fn entry(id: u64, epoch: u64) -> Box<Entry<u64>> {
             times_used: 1,
         },
         expires_at: None,
+        max_uses: None,
         next_check: None,
         epoch,
     })

@@ -224,6 +224,12 @@ impl<M: Manager> Shared<M> {
                 lifetime.mul_f64(1.0 - LIFETIME_JITTER * random::fraction()),
             )
         });
+        // Shortened like the lifetime, by a whole number of uses: a limit under 20 is exact.
+        let max_uses = self.config.max_uses.map(|max| {
+            let max = max as u64;
+            let cut = (max as f64 * LIFETIME_JITTER * random::fraction()) as u64;
+            (max - cut).max(1)
+        });
         // The first background check falls anywhere in the second half of the interval,
         // so objects created together are not all checked together.
         let next_check = self
@@ -240,6 +246,7 @@ impl<M: Manager> Shared<M> {
                 times_used: 1,
             },
             expires_at,
+            max_uses,
             next_check,
             epoch,
         })
@@ -275,10 +282,9 @@ impl<M: Manager> Shared<M> {
                 .unwrap_or(true)
         {
             Some(DestroyReason::Broken)
-        } else if self
-            .config
+        } else if entry
             .max_uses
-            .is_some_and(|max| entry.meta.times_used >= max as u64)
+            .is_some_and(|max| entry.meta.times_used >= max)
         {
             Some(DestroyReason::MaxUses)
         } else if self.reads_clock_on_return {

@@ -30,6 +30,31 @@ async fn max_uses_destroys_an_object_after_its_last_use() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn max_uses_is_shortened_per_object_by_up_to_5_percent_never_lengthened() {
+    let (builder, _probe) = builder();
+    let pool = builder.max_size(1).max_uses(100).build().unwrap();
+    let mut uses_per_object: Vec<u64> = Vec::new();
+    while uses_per_object.len() < 12 {
+        let object = pool.get().await.unwrap();
+        let (id, uses) = (meta_id(&object), Object::meta(&object).times_used);
+        drop(object);
+        if pool.status().size == 0 {
+            assert_eq!(id as usize, uses_per_object.len() + 1);
+            uses_per_object.push(uses);
+        }
+    }
+    assert!(
+        uses_per_object.iter().all(|uses| (96..=100).contains(uses)),
+        "{uses_per_object:?}"
+    );
+    // Objects created together are not retired together.
+    assert!(
+        uses_per_object.iter().any(|uses| *uses != uses_per_object[0]),
+        "{uses_per_object:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_recycle_error_destroys_the_object_and_another_is_tried() {
     let (pool, probe) = pool(4);
     fill_idle(&pool, 2).await;
