@@ -11,21 +11,14 @@ use tokio::time::Instant;
 use crate::deadline;
 use crate::entry::Entry;
 use crate::error::{PoolError, TimeoutKind};
-use crate::find_or_queue::FindOrQueue;
+use crate::find_or_queue::{FindOrQueue, Found, Mode};
 use crate::guards::{Checkout, CreateSlotGuard};
 use crate::manager::Manager;
 use crate::metrics::DestroyReason;
 use crate::object::Object;
 use crate::shared::Shared;
-use crate::state::AfterUnlock;
+use crate::state::CreateFailure;
 use crate::timer;
-
-/// Whether a caller may queue behind others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Wait,
-    Try,
-}
 
 /// What a caller has been through, for the error it gets if its deadline passes.
 pub(crate) struct Progress<E> {
@@ -40,23 +33,6 @@ impl<E> Progress<E> {
             last_error: None,
         }
     }
-}
-
-/// What the first step found.
-pub(crate) enum Found<T> {
-    Idle(Box<Entry<T>>),
-    /// A slot reserved for this caller to create in.
-    CreateSlot,
-}
-
-/// Why a create gave no object.
-enum CreateFailure<E> {
-    /// The manager's error, for the caller to own.
-    Error(E),
-    /// The manager's error, already shared with the pool as its latest failure.
-    Shared(Arc<E>),
-    TimedOut,
-    Closed,
 }
 
 impl<M: Manager> Shared<M> {
@@ -173,12 +149,7 @@ impl<M: Manager> Shared<M> {
     /// Builds the timeout error for a caller, counting it.
     pub(crate) fn timed_out(&self, progress: &mut Progress<M::Error>) -> PoolError<M::Error> {
         tracing::debug!(target: "pool_core", kind = ?progress.phase, "get timed out");
-        let mut state = self.lock();
-        state.metrics.timeouts += 1;
-        let last_error = progress
-            .last_error
-            .take()
-            .or_else(|| state.last_create_error.clone());
+        let last_error = self.lock().timed_out(progress.last_error.take());
         PoolError::Timeout {
             kind: progress.phase,
             last_error,
@@ -194,7 +165,7 @@ impl<M: Manager> Shared<M> {
         let slot = CreateSlotGuard::new(self);
         // Stamped at the start: an object whose create began before `evict_all` is evicted
         // too (it may be connected to what was being evicted).
-        let epoch = self.lock().epoch;
+        let epoch = self.lock().epoch();
         let created = match self.config.create_timeout {
             None => Some(self.manager.create().await),
             Some(limit) => tokio::time::timeout(limit, self.manager.create())
@@ -202,41 +173,15 @@ impl<M: Manager> Shared<M> {
                 .ok(),
         };
         slot.settled(); // settled below, under the same lock as the outcome
+        match &created {
+            Some(Err(error)) => tracing::warn!(target: "pool_core", %error, "create failed"),
+            None => tracing::warn!(target: "pool_core", "create timed out"),
+            Some(Ok(_)) => {}
+        }
         let now = Instant::now();
-        let mut after = AfterUnlock::new();
-        let outcome = {
-            let mut state = self.lock();
-            match created {
-                Some(Ok(object)) => {
-                    state.create_succeeded();
-                    let outcome = if state.closed {
-                        state.retire(object, DestroyReason::Closed, &mut after);
-                        Err(CreateFailure::Closed)
-                    } else {
-                        Ok(self.new_entry(&mut state, object, now, epoch))
-                    };
-                    state.creates_eased(&mut after);
-                    outcome
-                }
-                Some(Err(error)) => {
-                    tracing::warn!(target: "pool_core", %error, "create failed");
-                    if share_error {
-                        let error = Arc::new(error);
-                        state.create_failed(Some(Arc::clone(&error)), &mut after);
-                        Err(CreateFailure::Shared(error))
-                    } else {
-                        state.create_failed(None, &mut after);
-                        Err(CreateFailure::Error(error))
-                    }
-                }
-                None => {
-                    tracing::warn!(target: "pool_core", "create timed out");
-                    state.create_failed(None, &mut after);
-                    Err(CreateFailure::TimedOut)
-                }
-            }
-        };
-        self.finish(after);
+        let outcome = self.with_state(|state, after| {
+            state.created_for_caller(&self.config, created, share_error, now, epoch, after)
+        });
         outcome.map(|entry| self.lend(entry, caller))
     }
 

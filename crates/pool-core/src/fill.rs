@@ -80,23 +80,20 @@ impl<M: Manager> PoolBuilder<M> {
         loop {
             let mut changed = pin!(shared.changed.notified());
             changed.as_mut().enable();
-            {
-                let state = shared.lock();
-                if state.idle.len() >= state.min_idle.min(state.max_size) {
-                    break;
-                }
-                if mode == FillMode::FailFast && state.metrics.create_failures > 0 {
-                    let error = state.last_create_error.clone();
-                    drop(state);
+            let filled = shared.lock().filled();
+            match filled {
+                Ok(true) => break,
+                Err(error) if mode == FillMode::FailFast => {
                     pool.close();
                     return Err(FillError::Create { error });
                 }
+                Ok(false) | Err(_) => {}
             }
             match deadline {
                 None => changed.await,
                 Some(deadline) => {
                     if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                        let last_error = shared.lock().last_create_error.clone();
+                        let last_error = shared.lock().last_create_error();
                         pool.close();
                         return Err(FillError::Timeout { last_error });
                     }

@@ -6,7 +6,6 @@ use crate::entry::Entry;
 use crate::manager::Manager;
 use crate::metrics::DestroyReason;
 use crate::shared::Shared;
-use crate::state::AfterUnlock;
 
 /// Gives a reserved create slot back if the create is cancelled or panics.
 pub(crate) struct CreateSlotGuard<'a, M: Manager> {
@@ -26,9 +25,8 @@ impl<'a, M: Manager> CreateSlotGuard<'a, M> {
 
 impl<M: Manager> Drop for CreateSlotGuard<'_, M> {
     fn drop(&mut self) {
-        let mut after = AfterUnlock::new();
-        self.shared.lock().abandon_create(&mut after);
-        self.shared.finish(after);
+        self.shared
+            .with_state(|state, after| state.create_abandoned(after));
     }
 }
 
@@ -89,26 +87,10 @@ impl<'a, M: Manager> Checkout<'a, M> {
         let Some(entry) = self.entry.take() else {
             return false;
         };
-        let mut after = AfterUnlock::new();
-        let kept = {
-            let mut state = self.shared.lock();
-            if self.background {
-                state.checking -= 1;
-            }
-            match reason {
-                DestroyReason::RecycleFailed => state.metrics.recycle_failures += 1,
-                DestroyReason::HealthCheckFailed => state.metrics.health_check_failures += 1,
-                _ => {}
-            }
-            if keep_slot {
-                state.retire_keeping_slot(entry.object, reason, &mut after)
-            } else {
-                state.retire(entry.object, reason, &mut after);
-                false
-            }
-        };
-        self.shared.finish(after);
-        kept
+        let background = self.background;
+        self.shared.with_state(|state, after| {
+            state.checkout_rejected(entry.object, reason, background, keep_slot, after)
+        })
     }
 }
 

@@ -61,8 +61,6 @@ mod fill;
 mod find_or_queue;
 mod guards;
 mod leak;
-#[cfg(all(test, pool_loom))]
-mod loom_tests;
 mod maintenance;
 mod manager;
 mod meta;

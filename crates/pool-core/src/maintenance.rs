@@ -24,8 +24,7 @@ use crate::guards::Checkout;
 use crate::leak;
 use crate::manager::Manager;
 use crate::metrics::DestroyReason;
-use crate::shared::{PoolState, Shared};
-use crate::state::AfterUnlock;
+use crate::shared::Shared;
 
 /// Whether any setting needs a maintenance task.
 pub(crate) fn needed(config: &PoolConfig) -> bool {
@@ -92,24 +91,11 @@ impl<M: Manager> Shared<M> {
     /// once the pool is closed.
     async fn maintain(self: &Arc<Self>) -> Option<Option<Instant>> {
         let now = Instant::now();
-        let mut after = AfterUnlock::new();
-        let (leaks, refills, epoch) = {
-            let mut state = self.lock();
-            if state.closed {
-                return None;
-            }
-            self.sweep_idle(&mut state, now, &mut after);
-            let leaks = match self.config.leak_threshold {
-                Some(threshold) => state.loans.overdue(now, threshold),
-                None => Vec::new(),
-            };
-            state.metrics.leaks += leaks.len() as u64;
-            (leaks, state.plan_refill(), state.epoch)
-        };
-        self.finish(after);
-        leaks.iter().for_each(leak::report_held);
-        for _ in 0..refills {
-            self.spawn_refill(epoch);
+        let plan =
+            self.with_state(|state, after| state.maintenance_pass(&self.config, now, after))?;
+        plan.leaks.iter().for_each(leak::report_held);
+        for _ in 0..plan.refills {
+            self.spawn_refill(plan.epoch);
         }
         // One object at a time: the others stay available to callers meanwhile, and if
         // this task is dropped mid-check only the object in hand is at stake (its guard
@@ -118,91 +104,13 @@ impl<M: Manager> Shared<M> {
             self.check_in_background(entry).await;
         }
         let now = Instant::now();
-        Some(self.next_wake(&self.lock(), now))
+        Some(self.lock().next_wake(&self.config, now))
     }
 
     /// Takes one idle object whose background health check is due off the idle list.
     fn take_one_due_check(&self, now: Instant) -> Option<Box<Entry<M::Object>>> {
         self.config.health_check_interval?;
-        let mut state = self.lock();
-        if state.closed {
-            return None;
-        }
-        let due = state
-            .idle
-            .iter()
-            .position(|entry| entry.next_check.is_some_and(|at| at <= now))?;
-        let entry = state.idle.remove(due)?;
-        state.checking += 1;
-        Some(entry)
-    }
-
-    /// Retires idle objects past their lifetime, then those idle past `idle_timeout`,
-    /// longest idle first, keeping `min_idle`.
-    fn sweep_idle(
-        &self,
-        state: &mut PoolState<M>,
-        now: Instant,
-        after: &mut AfterUnlock<M::Object>,
-    ) {
-        if self.config.max_lifetime.is_some() {
-            for entry in std::mem::take(&mut state.idle) {
-                if entry.is_expired(now) {
-                    state.retire(entry.object, DestroyReason::Lifetime, after);
-                } else {
-                    state.idle.push_back(entry);
-                }
-            }
-        }
-        if let Some(idle_timeout) = self.config.idle_timeout {
-            // The front of the idle list is the longest idle in both queue modes.
-            let mut removable = state.idle.len().saturating_sub(state.min_idle);
-            for entry in std::mem::take(&mut state.idle) {
-                let idle_for = now.saturating_duration_since(entry.meta.last_used);
-                if removable > 0 && idle_for >= idle_timeout {
-                    removable -= 1;
-                    state.retire(entry.object, DestroyReason::IdleTimeout, after);
-                } else {
-                    state.idle.push_back(entry);
-                }
-            }
-        }
-    }
-
-    /// When the next deadline falls: an idle object's lifetime, idle timeout or health
-    /// check, or a loan reaching `leak_threshold`.
-    fn next_wake(&self, state: &PoolState<M>, now: Instant) -> Option<Instant> {
-        let config = &self.config;
-        let idle_removable = state.idle.len() > state.min_idle;
-        let idle_deadlines = state.idle.iter().flat_map(|entry| {
-            [
-                entry.expires_at,
-                entry.next_check,
-                config
-                    .idle_timeout
-                    .filter(|_| idle_removable)
-                    .map(|timeout| deadline::after(entry.meta.last_used, timeout)),
-            ]
-        });
-        let leak_deadline = config
-            .leak_threshold
-            .and_then(|threshold| state.loans.next_due(threshold));
-        // Objects that are out, or come back, change deadlines without waking this task,
-        // so it also looks again at least this often.
-        let fallback = [
-            config.idle_timeout,
-            config.max_lifetime.map(|lifetime| lifetime / 20),
-            config.health_check_interval,
-            config.leak_threshold,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .map(|period| deadline::after(now, period));
-        idle_deadlines
-            .chain([leak_deadline, fallback])
-            .flatten()
-            .min()
+        self.lock().take_due_check(now)
     }
 
     /// Health-checks one idle object off every caller's path; it goes back (to a waiter
@@ -221,13 +129,7 @@ impl<M: Manager> Shared<M> {
                     .health_check_interval
                     .map(|interval| deadline::after(Instant::now(), interval));
                 if let Some(entry) = checkout.release() {
-                    let mut after = AfterUnlock::new();
-                    {
-                        let mut state = self.lock();
-                        state.checking -= 1;
-                        state.put_back(entry, &mut after);
-                    }
-                    self.finish(after);
+                    self.with_state(|state, after| state.check_passed(entry, after));
                 }
             }
             outcome => {
@@ -277,51 +179,33 @@ impl<M: Manager> RefillSlot<M> {
         let outcome = catch_panic(tokio::time::timeout(bound, shared.manager.create())).await;
         self.shared = None; // settled below
         let now = Instant::now();
-        let mut after = AfterUnlock::new();
-        {
-            let mut state = shared.lock();
-            state.refilling -= 1;
-            match outcome {
-                Some(Ok(Ok(object))) => {
-                    state.create_succeeded();
-                    if state.closed {
-                        state.retire(object, DestroyReason::Closed, &mut after);
-                    } else {
-                        // To the longest waiter first, before any waiter is handed a slot
-                        // to create another.
-                        let entry = shared.new_entry(&mut state, object, now, self.epoch);
-                        state.put_back(entry, &mut after);
+        let config = &shared.config;
+        match outcome {
+            Some(Ok(Ok(object))) => shared.with_state(|state, after| {
+                state.refill_created(config, object, now, self.epoch, after);
+            }),
+            Some(Ok(Err(error))) => {
+                tracing::warn!(target: "pool_core", %error, "create for min_idle failed");
+                let error = Some(Arc::new(error));
+                shared.with_state(|state, after| state.refill_failed(error, after));
+            }
+            failed => {
+                match failed {
+                    Some(_) => {
+                        tracing::warn!(target: "pool_core", ?bound, "create for min_idle timed out");
                     }
-                    state.creates_eased(&mut after);
+                    None => tracing::warn!(target: "pool_core", "create for min_idle panicked"),
                 }
-                Some(Ok(Err(error))) => {
-                    tracing::warn!(target: "pool_core", %error, "create for min_idle failed");
-                    state.create_failed(Some(Arc::new(error)), &mut after);
-                }
-                Some(Err(_)) => {
-                    tracing::warn!(target: "pool_core", ?bound, "create for min_idle timed out");
-                    state.create_failed(None, &mut after);
-                }
-                None => {
-                    tracing::warn!(target: "pool_core", "create for min_idle panicked");
-                    state.create_failed(None, &mut after);
-                }
+                shared.with_state(|state, after| state.refill_failed(None, after));
             }
         }
-        shared.finish(after);
     }
 }
 
 impl<M: Manager> Drop for RefillSlot<M> {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            let mut after = AfterUnlock::new();
-            {
-                let mut state = shared.lock();
-                state.refilling -= 1;
-                state.abandon_create(&mut after);
-            }
-            shared.finish(after);
+            shared.with_state(|state, after| state.refill_abandoned(after));
         }
     }
 }

@@ -7,16 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::acquire::Mode;
 use crate::builder::PoolBuilder;
 use crate::error::{BuildError, PoolError};
+use crate::find_or_queue::Mode;
 use crate::manager::Manager;
 use crate::meta::ObjectMeta;
-use crate::metrics::{DestroyReason, Metrics};
+use crate::metrics::Metrics;
 use crate::object::Object;
 use crate::shared::Shared;
 use crate::shutdown::{self, ShutdownReport};
-use crate::state::AfterUnlock;
 use crate::status::Status;
 
 /// An async pool of objects made by a [`Manager`].
@@ -146,19 +145,8 @@ impl<M: Manager> Pool<M> {
         if max_size == 0 {
             return Err(BuildError::new("max_size", "must be at least 1"));
         }
-        let mut after = AfterUnlock::new();
-        {
-            let mut state = self.shared.lock();
-            state.max_size = max_size;
-            state.grant_creates(&mut after);
-            while state.size > state.max_size {
-                let Some(entry) = state.idle.pop_front() else {
-                    break;
-                };
-                state.retire(entry.object, DestroyReason::Evicted, &mut after);
-            }
-        }
-        self.shared.finish(after);
+        self.shared
+            .with_state(|state, after| state.resized(max_size, after));
         Ok(())
     }
 
@@ -170,7 +158,7 @@ impl<M: Manager> Pool<M> {
     /// object it was looking at and those after it are kept, and the panic resumes once the
     /// pool is consistent again.
     pub fn retain(&self, mut keep: impl FnMut(&M::Object, &ObjectMeta) -> bool) {
-        let idle = std::mem::take(&mut self.shared.lock().idle);
+        let idle = self.shared.lock().take_idle();
         let mut panic = None;
         let verdicts: Vec<bool> = idle
             .iter()
@@ -183,18 +171,8 @@ impl<M: Manager> Pool<M> {
                         })
             })
             .collect();
-        let mut after = AfterUnlock::new();
-        {
-            let mut state = self.shared.lock();
-            for (entry, kept) in idle.into_iter().zip(verdicts) {
-                if kept {
-                    state.put_back(entry, &mut after);
-                } else {
-                    state.retire(entry.object, DestroyReason::RetainedOut, &mut after);
-                }
-            }
-        }
-        self.shared.finish(after);
+        self.shared
+            .with_state(|state, after| state.retained(idle.into_iter().zip(verdicts), after));
         if let Some(payload) = panic {
             resume_unwind(payload);
         }
@@ -203,15 +181,8 @@ impl<M: Manager> Pool<M> {
     /// Destroys every idle object now, and every checked-out object when it comes back.
     /// Objects created afterwards are kept as usual.
     pub fn evict_all(&self) {
-        let mut after = AfterUnlock::new();
-        {
-            let mut state = self.shared.lock();
-            state.epoch += 1;
-            while let Some(entry) = state.idle.pop_front() {
-                state.retire(entry.object, DestroyReason::Evicted, &mut after);
-            }
-        }
-        self.shared.finish(after);
+        self.shared
+            .with_state(|state, after| state.evicted_all(after));
     }
 
     /// Closes the pool: no new checkouts, waiting callers get [`PoolError::Closed`], idle
@@ -222,7 +193,7 @@ impl<M: Manager> Pool<M> {
 
     /// Whether the pool is closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().closed
+        self.shared.lock().is_closed()
     }
 
     /// Closes the pool, waits up to `grace` for checked-out objects to come back and for

@@ -12,22 +12,16 @@ use tokio::time::Instant;
 
 use crate::cache_padded::CachePadded;
 use crate::config::PoolConfig;
-use crate::deadline;
 use crate::entry::Entry;
 use crate::leak;
 use crate::manager::Manager;
-use crate::meta::ObjectMeta;
 use crate::metrics::DestroyReason;
 use crate::object::Object;
-use crate::random;
 use crate::state::{AfterUnlock, State};
 use crate::striped::StripedCounter;
 
 /// How long a background hook may run when `recycle_timeout` is unset.
 const DEFAULT_BACKGROUND_BOUND: Duration = Duration::from_secs(30);
-
-/// Each object's lifetime is shortened by up to this fraction.
-const LIFETIME_JITTER: f64 = 0.05;
 
 pub(crate) type PoolState<M> = State<<M as Manager>::Object, <M as Manager>::Error>;
 
@@ -87,6 +81,18 @@ impl<M: Manager> Shared<M> {
     /// turns. No user code runs under it, so a panic cannot leave the state half-updated.
     pub(crate) fn lock(&self) -> MutexGuard<'_, PoolState<M>> {
         self.state.0.lock()
+    }
+
+    /// One lock section: locks, lets `act` change the state (through its event methods),
+    /// unlocks, then does what `act` left for after unlocking.
+    pub(crate) fn with_state<R>(
+        self: &Arc<Self>,
+        act: impl FnOnce(&mut PoolState<M>, &mut AfterUnlock<M::Object>) -> R,
+    ) -> R {
+        let mut after = AfterUnlock::new();
+        let result = act(&mut self.lock(), &mut after);
+        self.finish(after);
+        result
     }
 
     /// Runs what had to wait for the lock to be released.
@@ -198,58 +204,7 @@ impl<M: Manager> Shared<M> {
     }
 
     fn backoff_elapsed(self: &Arc<Self>) {
-        let mut after = AfterUnlock::new();
-        {
-            let mut state = self.lock();
-            state.backoff.delay_elapsed();
-            state.creates_eased(&mut after);
-        }
-        self.finish(after);
-    }
-
-    /// Wraps a freshly created object; called with the lock held.
-    pub(crate) fn new_entry(
-        &self,
-        state: &mut PoolState<M>,
-        object: M::Object,
-        now: Instant,
-        epoch: u64,
-    ) -> Box<Entry<M::Object>> {
-        let id = state.next_id;
-        state.next_id += 1;
-        let expires_at = self.config.max_lifetime.map(|lifetime| {
-            // Shortened, never lengthened: the setting is a promise.
-            deadline::after(
-                now,
-                lifetime.mul_f64(1.0 - LIFETIME_JITTER * random::fraction()),
-            )
-        });
-        // Shortened like the lifetime, by a whole number of uses: a limit under 20 is exact.
-        let max_uses = self.config.max_uses.map(|max| {
-            let max = max as u64;
-            let cut = (max as f64 * LIFETIME_JITTER * random::fraction()) as u64;
-            (max - cut).max(1)
-        });
-        // The first background check falls anywhere in the second half of the interval,
-        // so objects created together are not all checked together.
-        let next_check = self
-            .config
-            .health_check_interval
-            .map(|interval| deadline::after(now, interval.mul_f64(0.5 + 0.5 * random::fraction())));
-        tracing::debug!(target: "pool_core", id, "object created");
-        Box::new(Entry {
-            object,
-            meta: ObjectMeta {
-                id,
-                created: now,
-                last_used: now,
-                times_used: 1,
-            },
-            expires_at,
-            max_uses,
-            next_check,
-            epoch,
-        })
+        self.with_state(|state, after| state.backoff_elapsed(after));
     }
 
     /// Hands an object to the caller of `get` who asked at `caller`.
@@ -268,7 +223,7 @@ impl<M: Manager> Shared<M> {
     #[cold]
     fn record_loan(&self, entry: &Entry<M::Object>, caller: &'static Location<'static>) {
         let now = Instant::now();
-        self.lock().loans.lend(entry.meta.id, now, caller);
+        self.lock().lent(entry.meta.id, now, caller);
     }
 
     /// Takes back an object from its guard: to a waiter, to the idle list, or destroyed.
@@ -326,11 +281,7 @@ impl<M: Manager> Shared<M> {
         loan_end: Option<Instant>,
     ) {
         let mut after = AfterUnlock::new();
-        let came_back = loan_end.and_then(|now| state.loans.give_back(entry.meta.id, now));
-        match verdict {
-            Some(reason) => state.retire(entry.object, reason, &mut after),
-            None => state.put_back(entry, &mut after),
-        }
+        let came_back = state.returned(entry, verdict, loan_end, &mut after);
         drop(state);
         if let Some(report) = came_back {
             leak::report_returned(&report);
@@ -340,16 +291,8 @@ impl<M: Manager> Shared<M> {
 
     /// Frees the slot of an object given away with `Object::take`.
     pub(crate) fn forget_object(self: &Arc<Self>, id: u64) {
-        let mut after = AfterUnlock::new();
-        {
-            let mut state = self.lock();
-            if self.config.leak_threshold.is_some() {
-                state.loans.give_back(id, Instant::now());
-            }
-            state.metrics.taken += 1;
-            state.release_slot(&mut after);
-        }
-        self.finish(after);
+        let loan_end = self.config.leak_threshold.map(|_| Instant::now());
+        self.with_state(|state, after| state.taken(id, loan_end, after));
     }
 
     /// Counters since build, as one snapshot.
@@ -360,9 +303,7 @@ impl<M: Manager> Shared<M> {
     }
 
     pub(crate) fn close(self: &Arc<Self>) {
-        let mut after = AfterUnlock::new();
-        self.lock().close(&mut after);
-        self.finish(after);
+        self.with_state(|state, after| state.close(after));
     }
 }
 
@@ -370,8 +311,7 @@ struct DestroyDone<M: Manager>(Arc<Shared<M>>);
 
 impl<M: Manager> Drop for DestroyDone<M> {
     fn drop(&mut self) {
-        let mut after = AfterUnlock::new();
-        self.0.lock().destroy_finished(&mut after);
-        self.0.finish(after);
+        self.0
+            .with_state(|state, after| state.destroy_finished(after));
     }
 }

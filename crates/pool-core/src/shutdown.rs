@@ -54,13 +54,7 @@ pub(crate) async fn drain<M: Manager>(shared: &Arc<Shared<M>>, grace: Duration) 
         // Registered before reading, so a change in between still wakes us.
         let mut changed = pin!(shared.changed.notified());
         changed.as_mut().enable();
-        let report = {
-            let state = shared.lock();
-            ShutdownReport {
-                still_out: state.size,
-                still_destroying: state.destroying,
-            }
-        };
+        let report = shared.lock().shutdown_report();
         if report.is_clean() || Instant::now() >= deadline {
             return report;
         }

@@ -1,85 +1,66 @@
-//! The pool's mutable state and the transitions made under its lock.
+//! The pool's mutable state and every transition made under its lock.
 //!
-//! Every method here runs with the lock held and never calls user code, so it cannot
-//! panic half-way through an update. Work that must wait for the lock to be released
-//! (waking a waiter, running `destroy`) is collected in [`AfterUnlock`].
+//! `State`'s fields are private: the engine changes them only through the methods here,
+//! one per event (`state/events.rs`: a find, a grant collected, a give-up, a return, a
+//! create settled, a sweep, a resize...), built on the slot accounting below. Every method
+//! runs with the lock held and never calls user code, so it cannot panic half-way through
+//! an update. Work that must wait for the lock to be released (waking a waiter, running
+//! `destroy`) is collected in [`AfterUnlock`]. The loom tests drive these same methods.
+
+mod after_unlock;
+mod events;
+#[cfg(all(test, pool_loom))]
+mod loom_tests;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::Waker;
 
-use std::time::Duration;
+use tokio::time::Instant;
+
+pub(crate) use after_unlock::AfterUnlock;
+pub(crate) use events::{Collected, CreateFailure, FirstLook};
 
 use crate::backoff::Backoff;
 use crate::config::{PoolConfig, QueueMode};
+use crate::deadline;
 use crate::entry::Entry;
 use crate::leak::Loans;
+use crate::meta::ObjectMeta;
 use crate::metrics::{DestroyReason, Metrics};
+use crate::random;
+use crate::shutdown::ShutdownReport;
 use crate::status::Status;
 use crate::waiters::{Grant, WaiterQueue};
 
+/// Each object's lifetime and use limit are shortened by up to this fraction.
+const JITTER: f64 = 0.05;
+
 pub(crate) struct State<T, E> {
-    pub(crate) idle: VecDeque<Box<Entry<T>>>,
-    pub(crate) waiters: WaiterQueue<T>,
-    pub(crate) max_size: usize,
+    idle: VecDeque<Box<Entry<T>>>,
+    waiters: WaiterQueue<T>,
+    max_size: usize,
     /// Objects counted against `max_size`: idle, handed out (or granted), or being created.
-    pub(crate) size: usize,
-    pub(crate) creating: usize,
+    size: usize,
+    creating: usize,
     /// Creates started by maintenance to reach `min_idle` (included in `creating`).
-    pub(crate) refilling: usize,
+    refilling: usize,
     /// Idle objects taken aside for a background health check (counted as in use).
-    pub(crate) checking: usize,
-    pub(crate) max_concurrent_creates: usize,
-    pub(crate) min_idle: usize,
-    pub(crate) backoff: Backoff,
+    checking: usize,
+    max_concurrent_creates: usize,
+    min_idle: usize,
+    backoff: Backoff,
     /// Checked-out objects, tracked only when `leak_threshold` is set.
-    pub(crate) loans: Loans,
-    pub(crate) closed: bool,
+    loans: Loans,
+    closed: bool,
     /// Objects retired whose `destroy` has not finished, counted from the moment they are
     /// retired, so a shutdown never sees an object in neither `size` nor here.
-    pub(crate) destroying: usize,
+    destroying: usize,
     /// Bumped by `evict_all`; objects from an older epoch are destroyed when they return.
-    pub(crate) epoch: u64,
-    pub(crate) next_id: u64,
-    pub(crate) metrics: Metrics,
+    epoch: u64,
+    next_id: u64,
+    metrics: Metrics,
     /// The latest create failure since the last successful create.
-    pub(crate) last_create_error: Option<Arc<E>>,
-}
-
-/// Work to do once the lock is released.
-pub(crate) struct AfterUnlock<T> {
-    pub(crate) wake: Option<Waker>,
-    pub(crate) more_wakes: Vec<Waker>,
-    pub(crate) destroy: Vec<(T, DestroyReason)>,
-    /// Something a `shutdown` or a filling build may be waiting for changed.
-    pub(crate) changed: bool,
-    /// Maintenance should look again (e.g. to refill `min_idle`).
-    pub(crate) wake_maintenance: bool,
-    /// A create failed and a backoff delay must be timed: the delay and the consecutive
-    /// failures so far.
-    pub(crate) backoff_delay: Option<(Duration, u32)>,
-}
-
-impl<T> AfterUnlock<T> {
-    pub(crate) fn new() -> Self {
-        Self {
-            wake: None,
-            more_wakes: Vec::new(),
-            destroy: Vec::new(),
-            changed: false,
-            wake_maintenance: false,
-            backoff_delay: None,
-        }
-    }
-
-    fn wake(&mut self, waker: Option<Waker>) {
-        if let Some(waker) = waker {
-            match self.wake {
-                None => self.wake = Some(waker),
-                Some(_) => self.more_wakes.push(waker),
-            }
-        }
-    }
+    last_create_error: Option<Arc<E>>,
 }
 
 impl<T, E> State<T, E> {
@@ -122,7 +103,83 @@ impl<T, E> State<T, E> {
         metrics
     }
 
-    pub(crate) fn pop_idle(&mut self, mode: QueueMode) -> Option<Box<Entry<T>>> {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The eviction epoch, stamped on a create when it starts.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The latest create failure since the last successful create.
+    pub(crate) fn last_create_error(&self) -> Option<Arc<E>> {
+        self.last_create_error.clone()
+    }
+
+    /// What a shutdown still waits for.
+    pub(crate) fn shutdown_report(&self) -> ShutdownReport {
+        ShutdownReport {
+            still_out: self.size,
+            still_destroying: self.destroying,
+        }
+    }
+
+    /// Whether `min_idle` objects (within `max_size`) are idle: what a filling build waits
+    /// for; `Err` with the latest failure once a create has failed.
+    pub(crate) fn filled(&self) -> Result<bool, Option<Arc<E>>> {
+        if self.idle.len() >= self.min_idle.min(self.max_size) {
+            Ok(true)
+        } else if self.metrics.create_failures > 0 {
+            Err(self.last_create_error.clone())
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Wraps a freshly created object, numbering it and drawing its own jittered lifetime,
+    /// use limit and first background check.
+    fn new_entry(
+        &mut self,
+        config: &PoolConfig,
+        object: T,
+        now: Instant,
+        epoch: u64,
+    ) -> Box<Entry<T>> {
+        let id = self.next_id;
+        self.next_id += 1;
+        // Shortened, never lengthened: the settings are promises.
+        let expires_at = config.max_lifetime.map(|lifetime| {
+            deadline::after(now, lifetime.mul_f64(1.0 - JITTER * random::fraction()))
+        });
+        // In whole uses: a limit under 20 is exact.
+        let max_uses = config.max_uses.map(|max| {
+            let max = max as u64;
+            let cut = (max as f64 * JITTER * random::fraction()) as u64;
+            (max - cut).max(1)
+        });
+        // The first background check falls anywhere in the second half of the interval,
+        // so objects created together are not all checked together.
+        let next_check = config
+            .health_check_interval
+            .map(|interval| deadline::after(now, interval.mul_f64(0.5 + 0.5 * random::fraction())));
+        tracing::debug!(target: "pool_core", id, "object created");
+        Box::new(Entry {
+            object,
+            meta: ObjectMeta {
+                id,
+                created: now,
+                last_used: now,
+                times_used: 1,
+            },
+            expires_at,
+            max_uses,
+            next_check,
+            epoch,
+        })
+    }
+
+    fn pop_idle(&mut self, mode: QueueMode) -> Option<Box<Entry<T>>> {
         match mode {
             QueueMode::Lifo => self.idle.pop_back(),
             QueueMode::Fifo => self.idle.pop_front(),
@@ -138,7 +195,7 @@ impl<T, E> State<T, E> {
 
     /// Whether one more create may start: the pool is open, fewer than
     /// `max_concurrent_creates` are in flight, and the backoff allows it.
-    pub(crate) fn can_start_create(&self) -> bool {
+    fn can_start_create(&self) -> bool {
         !self.closed && self.creating < self.max_concurrent_creates && self.backoff.allows_create()
     }
 
@@ -146,7 +203,7 @@ impl<T, E> State<T, E> {
     /// start, and (for a caller that may wait) the `min_idle` refills in flight will not
     /// already serve every waiter. A caller that cannot wait (`try_get`) is not served by a
     /// refill, so refills never keep it from creating.
-    pub(crate) fn try_reserve_create(&mut self, may_wait: bool) -> bool {
+    fn try_reserve_create(&mut self, may_wait: bool) -> bool {
         let refills_cover_demand = may_wait && self.refilling > self.waiters.len();
         if self.has_room() && self.can_start_create() && !refills_cover_demand {
             self.size += 1;
@@ -165,7 +222,7 @@ impl<T, E> State<T, E> {
     /// Reserves slots for the creates needed to bring the idle objects (counting those
     /// under a background check and the refills in flight) up to `min_idle`; returns how
     /// many to start.
-    pub(crate) fn plan_refill(&mut self) -> usize {
+    fn plan_refill(&mut self) -> usize {
         let mut planned = 0;
         while self.idle.len() + self.checking + self.refilling < self.min_idle
             && self.has_room()
@@ -182,20 +239,20 @@ impl<T, E> State<T, E> {
     /// Gives waiting callers a slot to create in, while some waiter is not covered by a
     /// refill in flight, there is room and a create may start. Each waiter gets at most
     /// one, so creates never outnumber the demand.
-    pub(crate) fn grant_creates(&mut self, after: &mut AfterUnlock<T>) {
+    fn grant_creates(&mut self, after: &mut AfterUnlock<T>) {
         while self.waiters.len() > self.refilling && self.has_room() && self.can_start_create() {
+            let Some(waiter) = self.waiters.next_in_line() else {
+                break;
+            };
             self.size += 1;
             self.start_create();
-            match self.waiters.grant_front(Grant::CreateSlot) {
-                Ok(waker) => after.wake(waker),
-                Err(_) => unreachable!("a waiter was queued"),
-            }
+            after.wake(self.waiters.give(waiter, Grant::CreateSlot));
         }
     }
 
     /// Something that limits creates eased (a slot, a create permit, a destroy finished):
     /// waiters may create, and maintenance may refill.
-    pub(crate) fn creates_eased(&mut self, after: &mut AfterUnlock<T>) {
+    fn creates_eased(&mut self, after: &mut AfterUnlock<T>) {
         after.changed = true; // shutdown and `build_filled` watch these moments
         if self.closed {
             return;
@@ -208,22 +265,22 @@ impl<T, E> State<T, E> {
 
     /// A slot was freed: it goes to the longest waiter as a create slot if one may
     /// start, else it is given up.
-    pub(crate) fn release_slot(&mut self, after: &mut AfterUnlock<T>) {
+    fn free_slot(&mut self, after: &mut AfterUnlock<T>) {
         self.size -= 1;
         self.creates_eased(after);
     }
 
     /// A create in flight ended without an outcome (cancelled or panicked).
-    pub(crate) fn abandon_create(&mut self, after: &mut AfterUnlock<T>) {
+    fn abandon_create(&mut self, after: &mut AfterUnlock<T>) {
         self.creating -= 1;
         self.backoff.create_abandoned();
-        self.release_slot(after);
+        self.free_slot(after);
     }
 
     /// A create succeeded: creation reopens fully. The caller places the new object, then
     /// calls [`creates_eased`](Self::creates_eased), so a waiter is handed an object
     /// rather than a slot to create another in.
-    pub(crate) fn create_succeeded(&mut self) {
+    fn create_succeeded(&mut self) {
         self.creating -= 1;
         self.metrics.created += 1;
         self.last_create_error = None;
@@ -232,7 +289,7 @@ impl<T, E> State<T, E> {
 
     /// A create failed (`error` is kept as the pool's latest failure when given): its
     /// slot is freed and creation backs off.
-    pub(crate) fn create_failed(&mut self, error: Option<Arc<E>>, after: &mut AfterUnlock<T>) {
+    fn create_failed(&mut self, error: Option<Arc<E>>, after: &mut AfterUnlock<T>) {
         self.creating -= 1;
         self.metrics.create_failures += 1;
         if error.is_some() {
@@ -243,25 +300,19 @@ impl<T, E> State<T, E> {
             .create_failed()
             .map(|delay| (delay, self.backoff.consecutive_failures()));
         after.changed = true;
-        self.release_slot(after);
-    }
-
-    /// A `destroy` finished (or was given up).
-    pub(crate) fn destroy_finished(&mut self, after: &mut AfterUnlock<T>) {
-        self.destroying -= 1;
-        after.changed = true;
+        self.free_slot(after);
     }
 
     /// Destroys a counted object: frees its slot and queues the `destroy` hook.
-    pub(crate) fn retire(&mut self, object: T, reason: DestroyReason, after: &mut AfterUnlock<T>) {
+    fn retire(&mut self, object: T, reason: DestroyReason, after: &mut AfterUnlock<T>) {
         self.discard(object, reason, after);
-        self.release_slot(after);
+        self.free_slot(after);
     }
 
     /// Destroys a counted object but, when no idle object is left for the caller that held
     /// it and a create may start, turns its slot into that caller's create slot; otherwise
     /// frees the slot. Returns whether it kept it.
-    pub(crate) fn retire_keeping_slot(
+    fn retire_keeping_slot(
         &mut self,
         object: T,
         reason: DestroyReason,
@@ -274,7 +325,7 @@ impl<T, E> State<T, E> {
             self.start_create();
             true
         } else {
-            self.release_slot(after);
+            self.free_slot(after);
             false
         }
     }
@@ -286,7 +337,8 @@ impl<T, E> State<T, E> {
     }
 
     /// Puts a returned object on the idle list if that is all there is to do (nobody
-    /// waits, the pool is open and within its size, the object not evicted).
+    /// waits, the pool is open and within its size, the object not evicted): a return's
+    /// fast path, with nothing to do after unlocking.
     pub(crate) fn keep_idle(&mut self, entry: Box<Entry<T>>) -> Result<(), Box<Entry<T>>> {
         if self.waiters.is_empty()
             && !self.closed
@@ -301,42 +353,25 @@ impl<T, E> State<T, E> {
     }
 
     /// An object came back in good shape: to the longest waiter, else to the idle list.
-    pub(crate) fn put_back(&mut self, entry: Box<Entry<T>>, after: &mut AfterUnlock<T>) {
+    fn put_back(&mut self, entry: Box<Entry<T>>, after: &mut AfterUnlock<T>) {
         if self.closed {
             self.retire(entry.object, DestroyReason::Closed, after);
         } else if self.size > self.max_size || entry.epoch != self.epoch {
             self.retire(entry.object, DestroyReason::Evicted, after);
         } else {
-            match self.waiters.grant_front(Grant::Object(entry)) {
-                Ok(waker) => after.wake(waker),
-                Err(Grant::Object(entry)) => self.idle.push_back(entry),
-                Err(_) => unreachable!("the grant given was an object"),
+            match self.waiters.next_in_line() {
+                Some(waiter) => after.wake(self.waiters.give(waiter, Grant::Object(entry))),
+                None => self.idle.push_back(entry),
             }
         }
     }
 
     /// Passes on a grant its waiter will never collect.
-    pub(crate) fn regrant(&mut self, grant: Grant<T>, after: &mut AfterUnlock<T>) {
+    fn regrant(&mut self, grant: Grant<T>, after: &mut AfterUnlock<T>) {
         match grant {
             Grant::Object(entry) => self.put_back(entry, after),
             Grant::CreateSlot => self.abandon_create(after),
             Grant::Closed => {}
         }
-    }
-
-    /// Marks the pool closed, retiring idle objects and releasing every waiter.
-    pub(crate) fn close(&mut self, after: &mut AfterUnlock<T>) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        while let Some(entry) = self.idle.pop_front() {
-            self.retire(entry.object, DestroyReason::Closed, after);
-        }
-        while let Ok(waker) = self.waiters.grant_front(Grant::Closed) {
-            after.wake(waker);
-        }
-        after.changed = true;
-        after.wake_maintenance = true;
     }
 }

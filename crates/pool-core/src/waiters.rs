@@ -21,6 +21,10 @@ pub(crate) enum Grant<T> {
     Closed,
 }
 
+/// A waiter taken out of the line by [`WaiterQueue::next_in_line`], owed a grant.
+#[must_use = "a waiter taken out of the line must be given a grant"]
+pub(crate) struct InLine(u32);
+
 /// Identifies a waiter's slab entry; the generation tells a reused entry apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WaiterKey {
@@ -90,20 +94,27 @@ impl<T> WaiterQueue<T> {
         key
     }
 
-    /// Hands `grant` to the longest waiter and returns the waker to call once the pool's
-    /// lock is released, or gives the grant back when nobody waits.
-    pub(crate) fn grant_front(&mut self, grant: Grant<T>) -> Result<Option<Waker>, Grant<T>> {
+    /// Takes the longest waiter out of the line, for [`give`](Self::give) to hand it
+    /// something; `None` when nobody waits.
+    pub(crate) fn next_in_line(&mut self) -> Option<InLine> {
         while let Some(key) = self.order.pop_front() {
             let slot = &mut self.slots[key.index as usize];
             if slot.generation != key.generation || !slot.queued {
                 continue; // cancelled; its entry was freed or reused
             }
             slot.queued = false;
-            slot.grant = Some(grant);
             self.queued -= 1;
-            return Ok(slot.waker.take());
+            return Some(InLine(key.index));
         }
-        Err(grant)
+        None
+    }
+
+    /// Hands `grant` to the waiter taken out of the line, and returns the waker to call
+    /// once the pool's lock is released.
+    pub(crate) fn give(&mut self, waiter: InLine, grant: Grant<T>) -> Option<Waker> {
+        let slot = &mut self.slots[waiter.0 as usize];
+        slot.grant = Some(grant);
+        slot.waker.take()
     }
 
     /// Takes the waiter's grant if it has one (freeing its entry), else remembers `waker`.
@@ -168,6 +179,17 @@ mod tests {
     use super::*;
     use std::task::Waker;
 
+    /// Grants a create slot to the longest waiter, if any.
+    fn grant_front(queue: &mut WaiterQueue<()>) -> bool {
+        match queue.next_in_line() {
+            Some(waiter) => {
+                let _ = queue.give(waiter, Grant::CreateSlot);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn granted_index(queue: &mut WaiterQueue<()>, keys: &[WaiterKey]) -> Option<usize> {
         let waker = Waker::noop();
         keys.iter()
@@ -178,7 +200,7 @@ mod tests {
     fn grants_go_to_the_longest_waiter_first() {
         let mut queue = WaiterQueue::new();
         let keys: Vec<_> = (0..3).map(|_| queue.push(Waker::noop().clone())).collect();
-        assert!(queue.grant_front(Grant::CreateSlot).is_ok());
+        assert!(grant_front(&mut queue));
         assert_eq!(granted_index(&mut queue, &keys), Some(0));
         assert_eq!(queue.len(), 2);
     }
@@ -188,25 +210,22 @@ mod tests {
         let mut queue = WaiterQueue::new();
         let keys: Vec<_> = (0..3).map(|_| queue.push(Waker::noop().clone())).collect();
         assert!(queue.cancel(keys[0]).is_none());
-        assert!(queue.grant_front(Grant::CreateSlot).is_ok());
+        assert!(grant_front(&mut queue));
         assert_eq!(granted_index(&mut queue, &keys[1..]), Some(0));
         assert_eq!(queue.len(), 1);
     }
 
     #[test]
-    fn a_grant_with_nobody_waiting_comes_back() {
+    fn nobody_is_in_line_when_nobody_waits() {
         let mut queue = WaiterQueue::<()>::new();
-        assert!(matches!(
-            queue.grant_front(Grant::CreateSlot),
-            Err(Grant::CreateSlot)
-        ));
+        assert!(queue.next_in_line().is_none());
     }
 
     #[test]
     fn cancelling_returns_an_uncollected_grant() {
         let mut queue = WaiterQueue::<()>::new();
         let key = queue.push(Waker::noop().clone());
-        assert!(queue.grant_front(Grant::CreateSlot).is_ok());
+        assert!(grant_front(&mut queue));
         assert!(matches!(queue.cancel(key), Some(Grant::CreateSlot)));
         assert!(queue.is_empty());
     }
@@ -220,7 +239,7 @@ mod tests {
             queue.cancel(key);
         }
         assert!(queue.order.len() <= 2 * queue.len() + 33);
-        assert!(queue.grant_front(Grant::CreateSlot).is_ok());
+        assert!(grant_front(&mut queue));
         assert!(queue.poll_grant(live, Waker::noop()).is_some());
     }
 }

@@ -49,7 +49,9 @@ async fn max_uses_is_shortened_per_object_by_up_to_5_percent_never_lengthened() 
     );
     // Objects created together are not retired together.
     assert!(
-        uses_per_object.iter().any(|uses| *uses != uses_per_object[0]),
+        uses_per_object
+            .iter()
+            .any(|uses| *uses != uses_per_object[0]),
         "{uses_per_object:?}"
     );
 }

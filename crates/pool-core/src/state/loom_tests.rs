@@ -1,11 +1,11 @@
 //! Loom model tests of the pool's state transitions under concurrency.
 //!
 //! The engine's shared state is one mutex around [`State`] plus the atomic count of `Pool`
-//! handles whose last decrement closes the pool. These tests drive `State` directly, each
-//! thread making the same lock sections the engine makes (a return, a waiter collecting its
-//! grant or giving up, a create settling its slot, a take, the backoff timer, close), inside
-//! a `loom::sync::Mutex`, and loom runs every interleaving of them with up to three
-//! preemptions. After each run they
+//! handles whose last decrement closes the pool. These tests drive `State` through the
+//! same event methods the engine calls, one lock section each (a return, a waiter
+//! collecting its grant or giving up, a create settling its slot, a take, the backoff
+//! timer, close), inside a `loom::sync::Mutex`, and loom runs every interleaving of them
+//! with up to three preemptions. After each run they
 //! check the accounting: `in_use` (= `size - idle - creating`) equals what the threads still
 //! hold, and every object is in exactly one place (idle, held, granted to a waiter,
 //! destroyed, or taken), never lost and never in two.
@@ -20,18 +20,17 @@
 
 use std::collections::BTreeSet;
 use std::task::Waker;
+use std::time::Duration;
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 use tokio::time::Instant;
 
-use crate::config::PoolConfig;
+use super::{AfterUnlock, Collected, FirstLook, State};
+use crate::config::{PoolConfig, QueueMode};
 use crate::entry::Entry;
-use crate::meta::ObjectMeta;
-use crate::metrics::DestroyReason;
-use crate::state::{AfterUnlock, State};
-use crate::waiters::{Grant, WaiterKey};
+use crate::waiters::WaiterKey;
 
 /// Runs `f` under loom with at most three preemptions per execution (tokio's loom CI uses
 /// two): the four-thread models explore every interleaving within that bound in seconds,
@@ -50,6 +49,7 @@ type TestState = State<u64, ()>;
 /// The pool's shared state as the engine keeps it: one lock around `State`.
 struct Shared {
     state: Mutex<TestState>,
+    config: PoolConfig,
 }
 
 /// What one thread ends up with.
@@ -82,6 +82,7 @@ impl Shared {
         };
         Self {
             state: Mutex::new(State::new(&config)),
+            config,
         }
     }
 
@@ -99,11 +100,11 @@ impl Shared {
         result
     }
 
-    /// `Shared::return_object` for an object in good shape.
+    /// `Shared::return_object` for an object in good shape: the fast path, else the rest.
     fn give_back(&self, entry: Box<Entry<u64>>, outcome: &mut Outcome) {
         self.locked(outcome, |state, after| {
             if let Err(entry) = state.keep_idle(entry) {
-                state.put_back(entry, after);
+                state.returned(entry, None, None, after);
             }
         });
     }
@@ -112,8 +113,7 @@ impl Shared {
     fn take(&self, entry: Box<Entry<u64>>, outcome: &mut Outcome) {
         outcome.taken.push(entry.object);
         self.locked(outcome, |state, after| {
-            state.metrics.taken += 1;
-            state.release_slot(after);
+            state.taken(entry.meta.id, None, after)
         });
     }
 
@@ -121,39 +121,26 @@ impl Shared {
     /// up (`FindOrQueue::drop`); with an object or a created one, either keeping it or
     /// using it and giving it back.
     fn wait_once(&self, key: WaiterKey, keep: bool, outcome: &mut Outcome) {
-        let grant = self.locked(outcome, |state, after| {
-            match state.waiters.poll_grant(key, Waker::noop()) {
-                None => None,
-                Some(Grant::Object(entry)) if state.closed => {
-                    state.retire(entry.object, DestroyReason::Closed, after);
-                    Some(Grant::Closed)
-                }
-                Some(Grant::CreateSlot) if state.closed => {
-                    state.abandon_create(after);
-                    Some(Grant::Closed)
-                }
-                other => other,
-            }
+        let collected = self.locked(outcome, |state, after| {
+            state.collect(key, Waker::noop(), Duration::ZERO, after)
         });
-        let entry = match grant {
+        let entry = match collected {
             None => {
                 self.locked(outcome, |state, after| {
-                    if let Some(grant) = state.waiters.cancel(key) {
-                        state.regrant(grant, after);
-                    }
+                    state.give_up(key, Duration::ZERO, after);
                 });
                 outcome.told = Some(Told::GaveUp);
                 return;
             }
-            Some(Grant::Closed) => {
+            Some(Collected::Closed) => {
                 outcome.told = Some(Told::Closed);
                 return;
             }
-            Some(Grant::Object(entry)) => {
+            Some(Collected::Object(entry)) => {
                 outcome.told = Some(Told::Object(entry.object));
                 entry
             }
-            Some(Grant::CreateSlot) => match self.create_in_slot(outcome) {
+            Some(Collected::CreateSlot) => match self.create_in_slot(outcome) {
                 Some(entry) => {
                     outcome.told = Some(Told::CreatedObject(entry.object));
                     entry
@@ -175,20 +162,21 @@ impl Shared {
 
     /// The settling half of `create_in_slot`, for a create that succeeded.
     fn create_in_slot(&self, outcome: &mut Outcome) -> Option<Box<Entry<u64>>> {
-        self.locked(outcome, |state, after| {
-            state.create_succeeded();
-            let id = state.next_id;
-            state.next_id += 1;
-            let created = if state.closed {
-                state.retire(id, DestroyReason::Closed, after);
-                None
-            } else {
-                Some(entry(id, state.epoch))
-            };
-            state.creates_eased(after);
-            created
-        })
+        self.locked(outcome, |state, after| create(state, &self.config, after))
     }
+}
+
+/// A create that succeeded, settled as `create_in_slot` settles it: the object is its id.
+fn create(
+    state: &mut TestState,
+    config: &PoolConfig,
+    after: &mut AfterUnlock<u64>,
+) -> Option<Box<Entry<u64>>> {
+    let id = state.next_id;
+    let epoch = state.epoch();
+    state
+        .created_for_caller(config, Some(Ok(id)), false, Instant::now(), epoch, after)
+        .ok()
 }
 
 /// Runs `f` on a loom thread of its own with a handle to `shared`, returning what it ends
@@ -205,38 +193,32 @@ fn spawn_with(
     })
 }
 
-fn entry(id: u64, epoch: u64) -> Box<Entry<u64>> {
-    let now = Instant::now();
-    Box::new(Entry {
-        object: id,
-        meta: ObjectMeta {
-            id,
-            created: now,
-            last_used: now,
-            times_used: 1,
-        },
-        expires_at: None,
-        max_uses: None,
-        next_check: None,
-        epoch,
-    })
-}
-
-/// Sets up `n` objects checked out, as `get` + create would leave them.
-fn check_out(state: &mut TestState, n: usize) -> Vec<Box<Entry<u64>>> {
-    (0..n)
+/// Sets up `n` objects checked out, as `get` + create leave them.
+fn check_out(shared: &Shared, n: usize) -> Vec<Box<Entry<u64>>> {
+    let mut state = shared.state.lock().unwrap();
+    let mut after = AfterUnlock::new();
+    let objects = (0..n)
         .map(|_| {
-            assert!(state.try_reserve_create(true));
-            state.create_succeeded();
-            let id = state.next_id;
-            state.next_id += 1;
-            entry(id, state.epoch)
+            let look = state.look(true, QueueMode::Lifo, None, Waker::noop());
+            assert!(matches!(look, FirstLook::CreateSlot));
+            create(&mut state, &shared.config, &mut after).unwrap()
         })
-        .collect()
+        .collect();
+    assert!(after.destroy.is_empty());
+    objects
 }
 
-fn queue_waiter(state: &mut TestState) -> WaiterKey {
-    state.waiters.push(Waker::noop().clone())
+/// A caller that finds nothing and queues, as `get` does.
+fn queue_waiter(shared: &Shared) -> WaiterKey {
+    let look = shared
+        .state
+        .lock()
+        .unwrap()
+        .look(true, QueueMode::Lifo, None, Waker::noop());
+    match look {
+        FirstLook::Queued(key) => key,
+        _ => panic!("expected to queue"),
+    }
 }
 
 /// Every object created is in exactly one place, and `in_use` is what is held or granted.
@@ -274,13 +256,12 @@ fn assert_accounted(shared: &Shared, outcomes: &[Outcome], granted: &[u64]) {
 /// Takes the grant of a waiter that never ran, for the final accounting.
 fn collect_grant(shared: &Shared, key: WaiterKey) -> Option<u64> {
     let mut state = shared.state.lock().unwrap();
-    match state.waiters.poll_grant(key, Waker::noop()) {
-        Some(Grant::Object(entry)) => {
-            // Back to the state's books as a handed-out object: the caller counts it.
-            Some(entry.object)
-        }
-        Some(Grant::CreateSlot) => panic!("a create slot granted with no room"),
-        Some(Grant::Closed) | None => None,
+    let mut after = AfterUnlock::new();
+    match state.collect(key, Waker::noop(), Duration::ZERO, &mut after) {
+        // Back to the state's books as a handed-out object: the caller counts it.
+        Some(Collected::Object(entry)) => Some(entry.object),
+        Some(Collected::CreateSlot) => panic!("a create slot granted with no room"),
+        Some(Collected::Closed) | None => None,
     }
 }
 
@@ -288,11 +269,8 @@ fn collect_grant(shared: &Shared, key: WaiterKey) -> Option<u64> {
 fn loom_a_return_racing_a_waiter_that_gives_up_leaves_the_object_in_one_place() {
     model(|| {
         let shared = Arc::new(Shared::new(1, 4));
-        let (object, key, next_key) = {
-            let mut state = shared.state.lock().unwrap();
-            let object = check_out(&mut state, 1).pop().unwrap();
-            (object, queue_waiter(&mut state), queue_waiter(&mut state))
-        };
+        let object = check_out(&shared, 1).pop().unwrap();
+        let (key, next_key) = (queue_waiter(&shared), queue_waiter(&shared));
         let returner = spawn_with(&shared, move |shared, outcome| {
             shared.give_back(object, outcome);
         });
@@ -316,12 +294,8 @@ fn loom_a_return_racing_a_waiter_that_gives_up_leaves_the_object_in_one_place() 
 fn loom_two_returns_racing_two_waiters_hand_each_object_out_once() {
     model(|| {
         let shared = Arc::new(Shared::new(2, 4));
-        let (objects, keys) = {
-            let mut state = shared.state.lock().unwrap();
-            let objects = check_out(&mut state, 2);
-            let keys = [queue_waiter(&mut state), queue_waiter(&mut state)];
-            (objects, keys)
-        };
+        let objects = check_out(&shared, 2);
+        let keys = [queue_waiter(&shared), queue_waiter(&shared)];
         let mut threads = Vec::new();
         for object in objects {
             let shared = Arc::clone(&shared);
@@ -352,11 +326,8 @@ fn loom_two_returns_racing_two_waiters_hand_each_object_out_once() {
 fn loom_close_racing_a_return_and_a_waiter_destroys_the_object_exactly_once() {
     model(|| {
         let shared = Arc::new(Shared::new(1, 4));
-        let (object, key) = {
-            let mut state = shared.state.lock().unwrap();
-            let object = check_out(&mut state, 1).pop().unwrap();
-            (object, queue_waiter(&mut state))
-        };
+        let object = check_out(&shared, 1).pop().unwrap();
+        let key = queue_waiter(&shared);
         let closer = spawn_with(&shared, move |shared, outcome| {
             shared.locked(outcome, |state, after| state.close(after));
         });
@@ -385,20 +356,23 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
     model(|| {
         // One slot, held by an object about to be taken; creates paused by a failure.
         let shared = Arc::new(Shared::new(1, 1));
-        let (object, key) = {
-            let mut state = shared.state.lock().unwrap();
-            let object = check_out(&mut state, 1).pop().unwrap();
-            assert!(state.backoff.create_failed().is_some());
-            (object, queue_waiter(&mut state))
-        };
+        let object = check_out(&shared, 1).pop().unwrap();
+        // As a failed create leaves it (no slot is free to fail one in here).
+        assert!(
+            shared
+                .state
+                .lock()
+                .unwrap()
+                .backoff
+                .create_failed()
+                .is_some()
+        );
+        let key = queue_waiter(&shared);
         let taker = spawn_with(&shared, move |shared, outcome| {
             shared.take(object, outcome);
         });
         let timer = spawn_with(&shared, move |shared, outcome| {
-            shared.locked(outcome, |state, after| {
-                state.backoff.delay_elapsed();
-                state.creates_eased(after);
-            });
+            shared.locked(outcome, |state, after| state.backoff_elapsed(after));
         });
         let waiter = spawn_with(&shared, move |shared, outcome| {
             shared.wait_once(key, true, outcome);
@@ -418,7 +392,11 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
             told => {
                 assert_eq!(told, Some(Told::GaveUp));
                 assert_eq!(state.size, 0);
-                assert!(state.try_reserve_create(true), "the pool stayed paused");
+                let newcomer = state.look(true, QueueMode::Lifo, None, Waker::noop());
+                assert!(
+                    matches!(newcomer, FirstLook::CreateSlot),
+                    "the pool stayed paused"
+                );
             }
         }
     });
@@ -428,11 +406,8 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
 fn loom_a_waiter_giving_up_a_granted_slot_passes_it_to_the_next() {
     model(|| {
         let shared = Arc::new(Shared::new(1, 4));
-        let (object, keys) = {
-            let mut state = shared.state.lock().unwrap();
-            let object = check_out(&mut state, 1).pop().unwrap();
-            (object, [queue_waiter(&mut state), queue_waiter(&mut state)])
-        };
+        let object = check_out(&shared, 1).pop().unwrap();
+        let keys = [queue_waiter(&shared), queue_waiter(&shared)];
         let taker = spawn_with(&shared, move |shared, outcome| {
             shared.take(object, outcome);
         });
@@ -449,7 +424,8 @@ fn loom_a_waiter_giving_up_a_granted_slot_passes_it_to_the_next() {
         // The second waiter never ran: it holds the slot the first gave up, or nothing if
         // the first created in it.
         let mut state = shared.state.lock().unwrap();
-        let second = state.waiters.poll_grant(keys[1], Waker::noop());
+        let mut after = AfterUnlock::new();
+        let second = state.collect(keys[1], Waker::noop(), Duration::ZERO, &mut after);
         match outcomes[1].told {
             Some(Told::CreatedObject(_)) => {
                 assert!(second.is_none());
@@ -458,12 +434,11 @@ fn loom_a_waiter_giving_up_a_granted_slot_passes_it_to_the_next() {
             told => {
                 assert_eq!(told, Some(Told::GaveUp));
                 assert!(
-                    matches!(second, Some(Grant::CreateSlot)),
+                    matches!(second, Some(Collected::CreateSlot)),
                     "the slot was lost"
                 );
                 assert_eq!((state.size, state.creating), (1, 1));
-                let mut after = AfterUnlock::new();
-                state.abandon_create(&mut after);
+                state.create_abandoned(&mut after);
                 assert_eq!(state.size, 0);
             }
         }
@@ -512,7 +487,7 @@ impl Handle {
         let closed = self
             .pool
             .shared
-            .locked(&mut outcome, |state, _| state.closed);
+            .locked(&mut outcome, |state, _| state.is_closed());
         assert!(!closed, "the pool closed while a handle was alive");
     }
 }
