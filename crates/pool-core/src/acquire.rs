@@ -67,7 +67,7 @@ impl<M: Manager> Shared<M> {
             };
             progress.phase = TimeoutKind::Recycle;
             match self.ready_idle(entry, deadline, &mut progress).await {
-                Ready::Object(entry) => return Ok(self.lend(entry, caller)),
+                Ready::Object(entry) => return Ok(Object::lend(self, entry, caller)),
                 Ready::Rejected { kept_slot: false } => {}
                 Ready::Rejected { kept_slot: true } => {
                     let slow = self.create_then_retry(mode, deadline, progress, caller);
@@ -139,7 +139,7 @@ impl<M: Manager> Shared<M> {
             progress.phase = TimeoutKind::Recycle;
             // The outer timeout bounds this call, so no deadline is passed down.
             match self.ready_idle(entry, None, progress).await {
-                Ready::Object(entry) => return Ok(self.lend(entry, caller)),
+                Ready::Object(entry) => return Ok(Object::lend(self, entry, caller)),
                 Ready::Rejected { kept_slot } => holding_slot = kept_slot,
                 Ready::DeadlinePassed => {}
             }
@@ -182,7 +182,7 @@ impl<M: Manager> Shared<M> {
         let outcome = self.with_state(|state, after| {
             state.created_for_caller(&self.config, created, share_error, now, epoch, after)
         });
-        outcome.map(|entry| self.lend(entry, caller))
+        outcome.map(|entry| Object::lend(self, entry, caller))
     }
 
     /// Checks and recycles an idle object for this caller, each hook bounded by

@@ -8,6 +8,13 @@ use crate::manager::Manager;
 use crate::pool::Pool;
 use crate::shared::Shared;
 
+impl<M: Manager> Pool<M> {
+    /// Starts configuring a pool of objects made by `manager`.
+    pub fn builder(manager: M) -> PoolBuilder<M> {
+        PoolBuilder::new(manager)
+    }
+}
+
 /// Configures a [`Pool`]; made by [`Pool::builder`].
 ///
 /// Setters take plain values and may come in any order; [`build`](PoolBuilder::build)

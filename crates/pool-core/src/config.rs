@@ -129,6 +129,15 @@ impl Default for PoolConfig {
 
 impl PoolConfig {
     /// Whether returning an object must stamp `last_used` (a clock read).
+    /// Whether any setting needs the background maintenance task.
+    pub(crate) fn needs_maintenance(&self) -> bool {
+        self.min_idle > 0
+            || self.idle_timeout.is_some()
+            || self.max_lifetime.is_some()
+            || self.health_check_interval.is_some()
+            || self.leak_threshold.is_some()
+    }
+
     pub(crate) fn tracks_last_used(&self) -> bool {
         self.idle_timeout.is_some()
             || self.health_check_after.is_some()

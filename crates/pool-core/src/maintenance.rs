@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 
+use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::PoolConfig;
 use crate::deadline;
 use crate::entry::Entry;
 use crate::guards::Checkout;
@@ -26,24 +26,40 @@ use crate::manager::Manager;
 use crate::metrics::DestroyReason;
 use crate::shared::Shared;
 
-/// Whether any setting needs a maintenance task.
-pub(crate) fn needed(config: &PoolConfig) -> bool {
-    config.min_idle > 0
-        || config.idle_timeout.is_some()
-        || config.max_lifetime.is_some()
-        || config.health_check_interval.is_some()
-        || config.leak_threshold.is_some()
+impl<M: Manager> Shared<M> {
+    /// Remembers the first runtime seen (for work started outside any runtime, such as a
+    /// drop on a plain thread), and (re)starts maintenance on the current runtime if a
+    /// setting needs it and no task runs (none yet, or its runtime shut down).
+    #[inline]
+    pub(crate) fn adopt_runtime(self: &Arc<Self>) {
+        let maintenance_missing =
+            self.wants_maintenance && !self.maintenance_running.load(Ordering::Acquire);
+        if self.runtime.get().is_none() || maintenance_missing {
+            self.adopt_current_runtime();
+        }
+    }
+
+    #[cold]
+    fn adopt_current_runtime(self: &Arc<Self>) {
+        let Ok(handle) = Handle::try_current() else {
+            return;
+        };
+        let _ = self.runtime.set(handle.clone());
+        if self.wants_maintenance && !self.maintenance_running.swap(true, Ordering::AcqRel) {
+            handle.spawn(run(
+                Arc::downgrade(self),
+                Arc::clone(&self.maintenance_signal),
+                Arc::clone(&self.maintenance_running),
+            ));
+        }
+    }
 }
 
 /// The maintenance task's loop; ends when the pool is closed or gone.
 ///
 /// `running` is cleared if the task is dropped before that (its runtime shut down), so
 /// the next `get` starts maintenance again on its own runtime.
-pub(crate) async fn run<M: Manager>(
-    pool: Weak<Shared<M>>,
-    signal: Arc<Notify>,
-    running: Arc<AtomicBool>,
-) {
+async fn run<M: Manager>(pool: Weak<Shared<M>>, signal: Arc<Notify>, running: Arc<AtomicBool>) {
     let mut task = Running {
         flag: running,
         ended_normally: false,

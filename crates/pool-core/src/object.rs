@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::panic::Location;
 use std::sync::Arc;
 
 use crate::entry::Entry;
@@ -49,10 +50,19 @@ pub struct Object<M: Manager> {
 }
 
 impl<M: Manager> Object<M> {
-    pub(crate) fn new(shared: Arc<Shared<M>>, entry: Box<Entry<M::Object>>) -> Self {
+    /// Lends `entry` to the caller of `get` who asked at `caller`.
+    #[inline]
+    pub(crate) fn lend(
+        shared: &Arc<Shared<M>>,
+        entry: Box<Entry<M::Object>>,
+        caller: &'static Location<'static>,
+    ) -> Self {
+        if shared.config.leak_threshold.is_some() {
+            shared.record_loan(entry.meta.id, caller);
+        }
         Self {
             entry: Some(entry),
-            shared,
+            shared: Arc::clone(shared),
         }
     }
 

@@ -3,11 +3,13 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::builder::PoolBuilder;
+use tokio::time::Instant;
+
 use crate::error::{BuildError, PoolError};
 use crate::find_or_queue::Mode;
 use crate::manager::Manager;
@@ -15,7 +17,7 @@ use crate::meta::ObjectMeta;
 use crate::metrics::Metrics;
 use crate::object::Object;
 use crate::shared::Shared;
-use crate::shutdown::{self, ShutdownReport};
+use crate::shutdown::ShutdownReport;
 use crate::status::Status;
 
 /// An async pool of objects made by a [`Manager`].
@@ -59,11 +61,6 @@ pub struct Pool<M: Manager> {
 }
 
 impl<M: Manager> Pool<M> {
-    /// Starts configuring a pool of objects made by `manager`.
-    pub fn builder(manager: M) -> PoolBuilder<M> {
-        PoolBuilder::new(manager)
-    }
-
     pub(crate) fn from_shared(shared: Shared<M>) -> Self {
         let shared = Arc::new(shared);
         // Background work (maintenance, destroys) runs on the runtime present now, else
@@ -202,7 +199,7 @@ impl<M: Manager> Pool<M> {
     /// A hung `destroy` cannot hang shutdown: it returns once `grace` has passed.
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         self.close();
-        shutdown::drain(&self.shared, grace).await
+        drain(&self.shared, grace).await
     }
 }
 
@@ -228,5 +225,20 @@ impl<M: Manager> fmt::Debug for Pool<M> {
         f.debug_struct("Pool")
             .field("status", &self.status())
             .finish_non_exhaustive()
+    }
+}
+
+/// Waits until a closed pool has nothing out and nothing being destroyed, or `grace` ends.
+async fn drain<M: Manager>(shared: &Arc<Shared<M>>, grace: Duration) -> ShutdownReport {
+    let deadline = crate::deadline::after(Instant::now(), grace);
+    loop {
+        // Registered before reading, so a change in between still wakes us.
+        let mut changed = pin!(shared.changed.notified());
+        changed.as_mut().enable();
+        let report = shared.lock().shutdown_report();
+        if report.is_clean() || Instant::now() >= deadline {
+            return report;
+        }
+        let _ = tokio::time::timeout_at(deadline, changed).await;
     }
 }

@@ -1,7 +1,7 @@
 //! The state every handle, guard and background task of one pool shares.
 
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -16,7 +16,6 @@ use crate::entry::Entry;
 use crate::leak;
 use crate::manager::Manager;
 use crate::metrics::DestroyReason;
-use crate::object::Object;
 use crate::state::{AfterUnlock, State};
 use crate::striped::StripedCounter;
 
@@ -36,7 +35,7 @@ pub(crate) struct Shared<M: Manager> {
     state: CachePadded<Mutex<PoolState<M>>>,
     /// The runtime background work runs on: the one present at build, else the first
     /// `get`'s.
-    runtime: OnceLock<Handle>,
+    pub(crate) runtime: OnceLock<Handle>,
     /// Live `Pool` handles; the last one dropped closes the pool.
     pub(crate) handles: AtomicUsize,
     /// Successful recycles: counted where they happen, outside the lock.
@@ -47,9 +46,9 @@ pub(crate) struct Shared<M: Manager> {
     /// Wakes the maintenance task; shared with it so the task needs no strong reference.
     pub(crate) maintenance_signal: Arc<Notify>,
     /// Whether a setting needs maintenance.
-    wants_maintenance: bool,
+    pub(crate) wants_maintenance: bool,
     /// Set while a maintenance task runs; cleared if its runtime drops it.
-    maintenance_running: Arc<AtomicBool>,
+    pub(crate) maintenance_running: Arc<AtomicBool>,
     stamps_last_used: bool,
     reads_clock_on_return: bool,
 }
@@ -64,7 +63,7 @@ impl<M: Manager> Shared<M> {
             recycled: StripedCounter::new(),
             changed: Notify::new(),
             maintenance_signal: Arc::new(Notify::new()),
-            wants_maintenance: crate::maintenance::needed(&config),
+            wants_maintenance: config.needs_maintenance(),
             maintenance_running: Arc::new(AtomicBool::new(false)),
             stamps_last_used,
             reads_clock_on_return: stamps_last_used
@@ -124,33 +123,6 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Remembers the first runtime seen (for work started outside any runtime, such as a
-    /// drop on a plain thread), and (re)starts maintenance on the current runtime if a
-    /// setting needs it and no task runs (none yet, or its runtime shut down).
-    #[inline]
-    pub(crate) fn adopt_runtime(self: &Arc<Self>) {
-        let maintenance_missing =
-            self.wants_maintenance && !self.maintenance_running.load(Ordering::Acquire);
-        if self.runtime.get().is_none() || maintenance_missing {
-            self.adopt_current_runtime();
-        }
-    }
-
-    #[cold]
-    fn adopt_current_runtime(self: &Arc<Self>) {
-        let Ok(handle) = Handle::try_current() else {
-            return;
-        };
-        let _ = self.runtime.set(handle.clone());
-        if self.wants_maintenance && !self.maintenance_running.swap(true, Ordering::AcqRel) {
-            handle.spawn(crate::maintenance::run(
-                Arc::downgrade(self),
-                Arc::clone(&self.maintenance_signal),
-                Arc::clone(&self.maintenance_running),
-            ));
-        }
-    }
-
     /// Where background work (destroys, backoff timers, refills) is spawned: the current
     /// runtime, which is alive since we run on it, else the one adopted earlier.
     pub(crate) fn runtime(&self) -> Option<Handle> {
@@ -207,23 +179,11 @@ impl<M: Manager> Shared<M> {
         self.with_state(|state, after| state.backoff_elapsed(after));
     }
 
-    /// Hands an object to the caller of `get` who asked at `caller`.
-    #[inline]
-    pub(crate) fn lend(
-        self: &Arc<Self>,
-        entry: Box<Entry<M::Object>>,
-        caller: &'static Location<'static>,
-    ) -> Object<M> {
-        if self.config.leak_threshold.is_some() {
-            self.record_loan(&entry, caller);
-        }
-        Object::new(Arc::clone(self), entry)
-    }
-
+    /// Records who holds object `id` since now, for `leak_threshold`.
     #[cold]
-    fn record_loan(&self, entry: &Entry<M::Object>, caller: &'static Location<'static>) {
+    pub(crate) fn record_loan(&self, id: u64, caller: &'static Location<'static>) {
         let now = Instant::now();
-        self.lock().lent(entry.meta.id, now, caller);
+        self.lock().lent(id, now, caller);
     }
 
     /// Takes back an object from its guard: to a waiter, to the idle list, or destroyed.

@@ -1,13 +1,4 @@
-//! Draining a closed pool.
-
-use std::pin::pin;
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::time::Instant;
-
-use crate::manager::Manager;
-use crate::shared::Shared;
+//! What a shutdown reports.
 
 /// What [`Pool::shutdown`](crate::Pool::shutdown) left behind when it returned.
 ///
@@ -44,20 +35,5 @@ impl ShutdownReport {
     /// Whether everything came back and was destroyed in time.
     pub fn is_clean(&self) -> bool {
         self.still_out == 0 && self.still_destroying == 0
-    }
-}
-
-/// Waits until a closed pool has nothing out and nothing being destroyed, or `grace` ends.
-pub(crate) async fn drain<M: Manager>(shared: &Arc<Shared<M>>, grace: Duration) -> ShutdownReport {
-    let deadline = crate::deadline::after(Instant::now(), grace);
-    loop {
-        // Registered before reading, so a change in between still wakes us.
-        let mut changed = pin!(shared.changed.notified());
-        changed.as_mut().enable();
-        let report = shared.lock().shutdown_report();
-        if report.is_clean() || Instant::now() >= deadline {
-            return report;
-        }
-        let _ = tokio::time::timeout_at(deadline, changed).await;
     }
 }
