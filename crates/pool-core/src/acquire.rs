@@ -1,5 +1,6 @@
-//! The path of a `get`: find an idle object, a free slot or a place in the queue, then
-//! create or recycle, with every step undone if the caller goes away.
+//! The path of a `get`: find an idle object, a free slot or a place in the queue
+//! (`find_or_queue.rs`), then create or recycle, with every step undone if the caller goes
+//! away (`guards.rs`), all under the caller's one deadline.
 
 use std::future::Future;
 use std::panic::Location;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::config::PoolConfig;
 use crate::deadline;
 use crate::entry::Entry;
 use crate::error::{PoolError, TimeoutKind};
@@ -35,100 +37,98 @@ impl<E> Progress<E> {
     }
 }
 
-impl<M: Manager> Shared<M> {
-    /// A whole `get`. The common case (an idle object, recycled) runs inline in a small
-    /// future; creating and retrying, which are rare and slow anyway, run boxed so their
-    /// state does not bloat every `get` future.
-    pub(crate) async fn get(
-        self: &Arc<Self>,
-        timeout: Option<Duration>,
-        mode: Mode,
-        caller: &'static Location<'static>,
-    ) -> Result<Object<M>, PoolError<M::Error>> {
-        self.adopt_runtime();
-        let deadline = timeout.map(|limit| deadline::after(Instant::now(), limit));
-        let mut progress = Progress::new();
-        loop {
-            progress.phase = TimeoutKind::Wait;
-            let find = FindOrQueue::new(self, mode);
-            let found = match deadline {
-                None => find.await,
-                Some(deadline) => match timer::bounded(deadline, find).await {
-                    Some(found) => found,
-                    None => return Err(self.timed_out(&mut progress)),
-                },
-            }?;
-            let entry = match found {
-                Found::Idle(entry) => entry,
-                Found::CreateSlot => {
-                    let slow = self.create_then_retry(mode, deadline, progress, caller);
-                    return Box::pin(slow).await;
-                }
-            };
-            progress.phase = TimeoutKind::Recycle;
-            match self.ready_idle(entry, deadline, &mut progress).await {
-                Ready::Object(entry) => return Ok(Object::lend(self, entry, caller)),
-                Ready::Rejected { kept_slot: false } => {}
-                Ready::Rejected { kept_slot: true } => {
-                    let slow = self.create_then_retry(mode, deadline, progress, caller);
-                    return Box::pin(slow).await;
-                }
-                Ready::DeadlinePassed => return Err(self.timed_out(&mut progress)),
+/// A whole `get`: the caller's one deadline (from `wait_timeout` or `get_timeout`) bounds
+/// every step, waiting, creating, recycling and checking. The common case (an idle object,
+/// recycled) runs inline in a small future; creating and retrying, which are rare and slow
+/// anyway, run boxed so their state does not bloat every `get` future.
+pub(crate) async fn get<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    timeout: Option<Duration>,
+    mode: Mode,
+    caller: &'static Location<'static>,
+) -> Result<Object<M>, PoolError<M::Error>> {
+    shared.adopt_runtime();
+    let mut get = Get {
+        shared,
+        mode,
+        deadline: timeout.map(|limit| deadline::after(Instant::now(), limit)),
+        caller,
+        progress: Progress::new(),
+    };
+    loop {
+        get.progress.phase = TimeoutKind::Wait;
+        let find = FindOrQueue::new(shared, mode);
+        let found = match get.deadline {
+            None => find.await,
+            Some(deadline) => match timer::bounded(deadline, find).await {
+                Some(found) => found,
+                None => return Err(get.timed_out()),
+            },
+        }?;
+        let entry = match found {
+            Found::Idle(entry) => entry,
+            Found::CreateSlot => return Box::pin(get.create_then_retry()).await,
+        };
+        match get.ready_idle(entry).await {
+            Ready::Object(entry) => return Ok(Object::lend(shared, entry, caller)),
+            Ready::Rejected { kept_slot: false } => {}
+            Ready::Rejected { kept_slot: true } => {
+                return Box::pin(get.create_then_retry()).await;
             }
+            Ready::DeadlinePassed => return Err(get.timed_out()),
+        }
+    }
+}
+
+/// One caller's `get` in progress.
+struct Get<'a, M: Manager> {
+    shared: &'a Arc<Shared<M>>,
+    mode: Mode,
+    /// The caller's deadline, passed unchanged to every step.
+    deadline: Option<Instant>,
+    caller: &'static Location<'static>,
+    progress: Progress<M::Error>,
+}
+
+impl<M: Manager> Get<'_, M> {
+    /// The slow path, entered holding a create slot: creates in it, then keeps looking
+    /// (and creating) until it has an object, all within the deadline.
+    async fn create_then_retry(mut self) -> Result<Object<M>, PoolError<M::Error>> {
+        match self.deadline {
+            None => self.acquire().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, self.acquire()).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(self.timed_out()),
+            },
         }
     }
 
-    /// The slow path, entered holding a create slot, under the caller's deadline if any.
-    async fn create_then_retry(
-        self: &Arc<Self>,
-        mode: Mode,
-        deadline: Option<Instant>,
-        mut progress: Progress<M::Error>,
-        caller: &'static Location<'static>,
-    ) -> Result<Object<M>, PoolError<M::Error>> {
-        match deadline {
-            None => self.acquire(mode, false, &mut progress, caller).await,
-            Some(deadline) => {
-                let attempt = self.acquire(mode, true, &mut progress, caller);
-                match tokio::time::timeout_at(deadline, attempt).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(self.timed_out(&mut progress)),
-                }
-            }
-        }
-    }
-
-    /// Creates in the slot the caller holds, then keeps looking (and creating) until it has
-    /// an object. `has_deadline` means an outer timeout bounds this future, so failed
-    /// creates are retried (paced by the pool's backoff) instead of returned.
-    async fn acquire(
-        self: &Arc<Self>,
-        mode: Mode,
-        has_deadline: bool,
-        progress: &mut Progress<M::Error>,
-        caller: &'static Location<'static>,
-    ) -> Result<Object<M>, PoolError<M::Error>> {
+    /// With a deadline, failed creates are retried (paced by the pool's backoff) until it
+    /// passes; without one, a failed create is the caller's error.
+    async fn acquire(&mut self) -> Result<Object<M>, PoolError<M::Error>> {
         let mut holding_slot = true;
         loop {
             let found = if std::mem::take(&mut holding_slot) {
                 Found::CreateSlot
             } else {
-                progress.phase = TimeoutKind::Wait;
-                FindOrQueue::new(self, mode).await?
+                self.progress.phase = TimeoutKind::Wait;
+                FindOrQueue::new(self.shared, self.mode).await?
             };
             let entry = match found {
                 Found::Idle(entry) => entry,
                 Found::CreateSlot => {
-                    progress.phase = TimeoutKind::Create;
-                    match self.create_in_slot(has_deadline, caller).await {
-                        Ok(object) => return Ok(object),
+                    self.progress.phase = TimeoutKind::Create;
+                    match self.create_in_slot().await {
+                        Ok(entry) => return Ok(Object::lend(self.shared, entry, self.caller)),
                         Err(CreateFailure::Closed) => return Err(PoolError::Closed),
                         Err(CreateFailure::Error(error)) => return Err(PoolError::Backend(error)),
-                        Err(CreateFailure::TimedOut) if !has_deadline => {
-                            return Err(self.timed_out(progress));
+                        Err(CreateFailure::TimedOut) if self.deadline.is_none() => {
+                            return Err(self.timed_out());
                         }
                         Err(CreateFailure::TimedOut) => {}
-                        Err(CreateFailure::Shared(error)) => progress.last_error = Some(error),
+                        Err(CreateFailure::Shared(error)) => {
+                            self.progress.last_error = Some(error);
+                        }
                     }
                     // Only reached with a deadline: look again. The failure paused creates
                     // pool-wide, so this caller now queues until an object comes back or
@@ -136,39 +136,37 @@ impl<M: Manager> Shared<M> {
                     continue;
                 }
             };
-            progress.phase = TimeoutKind::Recycle;
-            // The outer timeout bounds this call, so no deadline is passed down.
-            match self.ready_idle(entry, None, progress).await {
-                Ready::Object(entry) => return Ok(Object::lend(self, entry, caller)),
+            match self.ready_idle(entry).await {
+                Ready::Object(entry) => return Ok(Object::lend(self.shared, entry, self.caller)),
                 Ready::Rejected { kept_slot } => holding_slot = kept_slot,
-                Ready::DeadlinePassed => {}
+                Ready::DeadlinePassed => return Err(self.timed_out()),
             }
         }
     }
 
-    /// Builds the timeout error for a caller, counting it.
-    pub(crate) fn timed_out(&self, progress: &mut Progress<M::Error>) -> PoolError<M::Error> {
-        tracing::debug!(target: "pool_core", kind = ?progress.phase, "get timed out");
-        let last_error = self.lock().timed_out(progress.last_error.take());
-        PoolError::Timeout {
-            kind: progress.phase,
-            last_error,
-        }
+    /// Builds the timeout error for this caller, counting it.
+    fn timed_out(&mut self) -> PoolError<M::Error> {
+        let kind = self.progress.phase;
+        tracing::debug!(target: "pool_core", ?kind, "get timed out");
+        let last_error = self
+            .shared
+            .lock()
+            .timed_out(self.progress.last_error.take());
+        PoolError::Timeout { kind, last_error }
     }
 
-    /// Creates an object in a slot this caller holds.
-    async fn create_in_slot(
-        self: &Arc<Self>,
-        share_error: bool,
-        caller: &'static Location<'static>,
-    ) -> Result<Object<M>, CreateFailure<M::Error>> {
-        let slot = CreateSlotGuard::new(self);
+    /// Creates an object in a slot this caller holds. With a deadline the error is shared
+    /// with the pool (the caller may retry and report it later); without, it is the
+    /// caller's own.
+    async fn create_in_slot(&mut self) -> Result<Box<Entry<M::Object>>, CreateFailure<M::Error>> {
+        let shared = self.shared;
+        let slot = CreateSlotGuard::new(shared);
         // Stamped at the start: an object whose create began before `evict_all` is evicted
         // too (it may be connected to what was being evicted).
-        let epoch = self.lock().epoch();
-        let created = match self.config.create_timeout {
-            None => Some(self.manager.create().await),
-            Some(limit) => tokio::time::timeout(limit, self.manager.create())
+        let epoch = shared.lock().epoch();
+        let created = match shared.config.create_timeout {
+            None => Some(shared.manager.create().await),
+            Some(limit) => tokio::time::timeout(limit, shared.manager.create())
                 .await
                 .ok(),
         };
@@ -178,27 +176,25 @@ impl<M: Manager> Shared<M> {
             None => tracing::warn!(target: "pool_core", "create timed out"),
             Some(Ok(_)) => {}
         }
+        let share_error = self.deadline.is_some();
         let now = Instant::now();
-        let outcome = self.with_state(|state, after| {
-            state.created_for_caller(&self.config, created, share_error, now, epoch, after)
-        });
-        outcome.map(|entry| Object::lend(self, entry, caller))
+        shared.with_state(|state, after| {
+            state.created_for_caller(&shared.config, created, share_error, now, epoch, after)
+        })
     }
 
     /// Checks and recycles an idle object for this caller, each hook bounded by
-    /// `recycle_timeout` and by the caller's `deadline`, whichever comes first.
-    async fn ready_idle(
-        self: &Arc<Self>,
-        entry: Box<Entry<M::Object>>,
-        deadline: Option<Instant>,
-        progress: &mut Progress<M::Error>,
-    ) -> Ready<M> {
-        let mut checkout = Checkout::for_caller(self, entry);
+    /// `recycle_timeout` and by the caller's deadline, whichever comes first.
+    async fn ready_idle(&mut self, entry: Box<Entry<M::Object>>) -> Ready<M> {
+        self.progress.phase = TimeoutKind::Recycle;
+        let shared = self.shared;
+        let deadline = self.deadline;
+        let mut checkout = Checkout::for_caller(shared, entry);
         let Some(entry) = checkout.entry_mut() else {
             return Ready::Rejected { kept_slot: false };
         };
         entry.meta.times_used += 1;
-        let config = &self.config;
+        let config = &shared.config;
         let needs_now = config.max_lifetime.is_some()
             || config.health_check_after.is_some()
             || config.recycle_timeout.is_some();
@@ -214,14 +210,14 @@ impl<M: Manager> Shared<M> {
                 .health_check_after
                 .is_some_and(|window| idle_for >= window)
             {
-                let check = self.manager.health_check(&mut entry.object, &entry.meta);
-                let bound = self.hook_deadline(deadline, now);
+                let check = shared.manager.health_check(&mut entry.object, &entry.meta);
+                let bound = hook_deadline(config, deadline, now);
                 if let Err(failure) = within(bound, check).await {
                     return fail(
                         &mut checkout,
                         failure,
                         deadline,
-                        progress,
+                        &mut self.progress,
                         DestroyReason::HealthCheckFailed,
                     );
                 }
@@ -229,37 +225,40 @@ impl<M: Manager> Shared<M> {
                 now = now.map(|_| Instant::now());
             }
         }
-        let recycle = self.manager.recycle(&mut entry.object, &entry.meta);
-        if let Err(failure) = within(self.hook_deadline(deadline, now), recycle).await {
+        let recycle = shared.manager.recycle(&mut entry.object, &entry.meta);
+        if let Err(failure) = within(hook_deadline(config, deadline, now), recycle).await {
             return fail(
                 &mut checkout,
                 failure,
                 deadline,
-                progress,
+                &mut self.progress,
                 DestroyReason::RecycleFailed,
             );
         }
         match checkout.release() {
             Some(entry) => {
-                self.recycled.increment();
+                shared.recycled.increment();
                 Ready::Object(entry)
             }
             None => Ready::Rejected { kept_slot: false },
         }
     }
+}
 
-    /// When a hook started `now` must end: `recycle_timeout` from now, or the caller's own
-    /// deadline if that comes first.
-    fn hook_deadline(&self, caller: Option<Instant>, now: Option<Instant>) -> Option<Instant> {
-        let own = self
-            .config
-            .recycle_timeout
-            .zip(now)
-            .map(|(limit, now)| deadline::after(now, limit));
-        match (caller, own) {
-            (Some(caller), Some(own)) => Some(caller.min(own)),
-            (caller, own) => caller.or(own),
-        }
+/// When a hook started `now` must end: `recycle_timeout` from now, or the caller's own
+/// deadline if that comes first.
+fn hook_deadline(
+    config: &PoolConfig,
+    caller: Option<Instant>,
+    now: Option<Instant>,
+) -> Option<Instant> {
+    let own = config
+        .recycle_timeout
+        .zip(now)
+        .map(|(limit, now)| deadline::after(now, limit));
+    match (caller, own) {
+        (Some(caller), Some(own)) => Some(caller.min(own)),
+        (caller, own) => caller.or(own),
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::acquire;
 use crate::error::{BuildError, PoolError};
 use crate::find_or_queue::Mode;
 use crate::manager::Manager;
@@ -117,7 +118,7 @@ impl<M: Manager> Pool<M> {
         timeout: Option<Duration>,
         mode: Mode,
     ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
-        self.shared.get(timeout, mode, Location::caller())
+        acquire::get(&self.shared, timeout, mode, Location::caller())
     }
 
     /// A consistent snapshot of the pool's occupancy.
