@@ -48,7 +48,6 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
-mod acquire;
 mod backoff;
 mod builder;
 mod cache_padded;
@@ -58,7 +57,7 @@ mod dyn_manager;
 mod entry;
 mod error;
 mod fill;
-mod find_or_queue;
+mod get;
 mod guards;
 mod leak;
 mod maintenance;

@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::acquire;
 use crate::error::{BuildError, PoolError};
-use crate::find_or_queue::Mode;
+use crate::get::{self, Mode};
 use crate::manager::Manager;
 use crate::meta::ObjectMeta;
 use crate::metrics::Metrics;
@@ -118,7 +117,7 @@ impl<M: Manager> Pool<M> {
         timeout: Option<Duration>,
         mode: Mode,
     ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
-        acquire::get(&self.shared, timeout, mode, Location::caller())
+        get::get(&self.shared, timeout, mode, Location::caller())
     }
 
     /// A consistent snapshot of the pool's occupancy.

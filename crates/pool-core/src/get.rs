@@ -1,6 +1,8 @@
 //! The path of a `get`: find an idle object, a free slot or a place in the queue
-//! (`find_or_queue.rs`), then create or recycle, with every step undone if the caller goes
+//! (`get/find_or_queue.rs`), then create or recycle, with every step undone if the caller goes
 //! away (`guards.rs`), all under the caller's one deadline.
+
+mod find_or_queue;
 
 use std::future::Future;
 use std::panic::Location;
@@ -13,7 +15,6 @@ use crate::config::PoolConfig;
 use crate::deadline;
 use crate::entry::Entry;
 use crate::error::{PoolError, TimeoutKind};
-use crate::find_or_queue::{FindOrQueue, Found, Mode};
 use crate::guards::{Checkout, CreateSlotGuard};
 use crate::manager::Manager;
 use crate::metrics::DestroyReason;
@@ -21,6 +22,8 @@ use crate::object::Object;
 use crate::shared::Shared;
 use crate::state::CreateFailure;
 use crate::timer;
+pub(crate) use find_or_queue::Mode;
+use find_or_queue::{FindOrQueue, Found};
 
 /// What a caller has been through, for the error it gets if its deadline passes.
 pub(crate) struct Progress<E> {
