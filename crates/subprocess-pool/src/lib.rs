@@ -10,32 +10,21 @@
 #![forbid(unsafe_code)]
 
 mod command;
-mod error;
 pub mod global;
 mod launch;
-mod lsp;
-mod manager;
-mod metrics;
-mod pool;
 mod process_group;
 pub mod protocol;
-mod runner;
-mod session;
-mod spec;
 mod stderr;
+mod worker;
 
 pub use command::{
     CommandError, CommandOutput, CommandPool, CommandPoolBuilder, CommandSpec, DEFAULT_MAX_OUTPUT,
 };
-pub use error::RunnerError;
 pub use global::{Global, GlobalError};
 pub use launch::SpawnError;
-pub use lsp::LspSession;
-pub use manager::RunnerManager;
-pub use metrics::WorkerMetrics;
-pub use pool::{CallError, SubprocessPool, SubprocessPoolBuilder};
 pub use protocol::{Protocol, ProtocolError};
-pub use runner::Runner;
-pub use session::{NoSession, Session};
-pub use spec::{DEFAULT_REQUEST_TIMEOUT, WorkerSpec};
 pub use stderr::StderrMode;
+pub use worker::{
+    CallError, DEFAULT_REQUEST_TIMEOUT, LspSession, NoSession, Runner, RunnerError, RunnerManager,
+    Session, SubprocessPool, SubprocessPoolBuilder, WorkerMetrics, WorkerSpec,
+};

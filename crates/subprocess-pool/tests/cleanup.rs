@@ -77,6 +77,11 @@ fn ten_thousand_calls_with_max_requests_100_recycle_workers_cleanly() {
         // Each worker serves 95 to 100 calls (its limit is jittered down by up to 5%).
         assert!((100..=110).contains(&metrics.created), "{metrics:?}");
         assert!(metrics.destroyed >= 96, "{metrics:?}");
+        // Every one of them retired at its limit (the pool's `max_uses`), none broken.
+        assert_eq!(
+            metrics.destroyed_by.max_uses, metrics.destroyed,
+            "{metrics:?}"
+        );
         let report = pool.shutdown(Duration::from_secs(5)).await;
         assert!(report.is_clean(), "{report:?}");
         eventually("no zombie children", || zombie_children().is_empty()).await;

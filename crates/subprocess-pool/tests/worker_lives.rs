@@ -578,10 +578,10 @@ async fn a_worker_that_will_not_exit_at_shutdown_is_counted_as_killed() {
     support::group_gone("the lingering worker to be killed", pid).await;
 }
 
-// ----- 6. Planned retirements are counted apart -----
+// ----- 6. Planned retirements are the pool's own -----
 
 #[tokio::test]
-async fn planned_retirements_are_not_failures() {
+async fn planned_retirements_are_counted_by_the_pool_not_as_failures() {
     let pool = pool_of(WorkerSpec::new("cat").max_requests(3), 1);
     for i in 0..10 {
         assert_eq!(
@@ -589,25 +589,155 @@ async fn planned_retirements_are_not_failures() {
             format!("call {i}")
         );
     }
-    // 3 (less a 0-5% jitter, which rounds to nothing for 3) calls each: 3, 3, 3, 1.
-    eventually("the spent workers' destroys to have counted them", || {
-        let retired = pool.worker_metrics().retired;
-        retired >= 2 && retired == pool.metrics().destroyed_by.broken
-    })
-    .await;
+    // 3 calls each (a limit under 20 is not jittered): 3, 3, 3, 1. `max_requests` is the
+    // pool's `max_uses`, so pool-core counts each retirement as such, not as `broken`.
+    let metrics = pool.metrics();
+    assert_eq!(metrics.created, 4, "{metrics:?}");
+    assert_eq!(metrics.destroyed_by.max_uses, 3, "{metrics:?}");
+    assert_eq!(metrics.destroyed_by.broken, 0, "{metrics:?}");
+    // Every destroy has finished once shutdown returns: none of them was a failure.
+    assert!(pool.shutdown(HANG_GUARD).await.is_clean());
     let workers = pool.worker_metrics();
-    assert!(workers.retired >= 2, "{workers:?}");
     assert_eq!(
         (workers.exited, workers.killed, workers.faulted),
         (0, 0, 0),
         "{workers:?}"
     );
-    // pool-core sees a spent worker through `is_broken` at its return, so it counts the
-    // same retirements as `destroyed_by.broken`: only WorkerMetrics tells them apart.
+}
+
+/// Answers each line with its pid and how many lines it has read so far (pings and the
+/// handshake included), then the line.
+fn counting_worker() -> WorkerSpec {
+    WorkerSpec::new("sh").args([
+        "-c",
+        r#"n=0; while IFS= read -r l; do n=$((n+1)); echo "$$ $n $l"; done"#,
+    ])
+}
+
+/// The pid and the line count of a `counting_worker` answer.
+fn pid_and_count(answer: &str) -> (u32, u64) {
+    let mut words = answer.split(' ');
+    let pid = words.next().unwrap().parse().unwrap();
+    let count = words.next().unwrap().parse().unwrap();
+    (pid, count)
+}
+
+/// Says hello to each worker it starts: a request the worker answers before any call.
+struct SayHello;
+
+impl Session<Lines> for SayHello {
+    async fn start(&self, runner: &mut Runner<Lines>) -> Result<(), RunnerError> {
+        runner.call("hello".to_string()).await.map(drop)
+    }
+}
+
+#[tokio::test]
+async fn max_requests_counts_calls_not_pings_or_handshakes() {
+    const LIMIT: usize = 3;
+    let pool = SubprocessPool::builder(
+        counting_worker().max_requests(LIMIT as u64),
+        Lines::default(),
+    )
+    .session(SayHello)
+    .ping("ping".to_string())
+    // A ping before every checkout, and more in the background between calls.
+    .health_check_after(Duration::ZERO)
+    .health_check_interval(Duration::from_millis(10))
+    .max_size(1)
+    .build()
+    .unwrap();
+    let mut served: Vec<(u32, Vec<u64>)> = Vec::new();
+    for i in 0..10 {
+        let answer = pool.call(format!("call {i}")).await.unwrap();
+        assert!(answer.ends_with(&format!(" call {i}")), "{answer}");
+        let (pid, count) = pid_and_count(&answer);
+        match served.last_mut() {
+            Some((last, counts)) if *last == pid => counts.push(count),
+            _ => served.push((pid, vec![count])),
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // Each worker served exactly `LIMIT` calls (the last one what was left), although it
+    // answered the handshake and several pings besides.
+    let calls: Vec<usize> = served.iter().map(|(_, counts)| counts.len()).collect();
+    assert_eq!(calls, [LIMIT, LIMIT, LIMIT, 1], "{served:?}");
+    for (pid, counts) in &served[..3] {
+        let last = *counts.last().unwrap();
+        // The handshake, `LIMIT` calls, a ping before each call after the first, and
+        // background pings.
+        assert!(
+            last > LIMIT as u64 + 1,
+            "worker {pid} read only {last} lines: {counts:?}"
+        );
+    }
     let metrics = pool.metrics();
-    assert_eq!(
-        metrics.destroyed_by.broken, workers.retired,
-        "{metrics:?} {workers:?}"
-    );
-    pool.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(metrics.destroyed_by.max_uses, 3, "{metrics:?}");
+    assert_eq!(metrics.destroyed_by.broken, 0, "{metrics:?}");
+    assert_eq!(metrics.health_check_failures, 0, "{metrics:?}");
+    pool.shutdown(HANG_GUARD).await;
+}
+
+#[tokio::test]
+async fn the_smaller_of_max_requests_and_max_uses_wins() {
+    async fn calls_per_worker(pool: SubprocessPool<Lines>) -> Vec<usize> {
+        let mut per_worker: Vec<(u32, usize)> = Vec::new();
+        for i in 0..5 {
+            let (pid, _) = pid_and_count(&pool.call(format!("call {i}")).await.unwrap());
+            match per_worker.last_mut() {
+                Some((last, calls)) if *last == pid => *calls += 1,
+                _ => per_worker.push((pid, 1)),
+            }
+        }
+        assert_eq!(pool.metrics().destroyed_by.max_uses, 2);
+        pool.shutdown(HANG_GUARD).await;
+        per_worker.into_iter().map(|(_, calls)| calls).collect()
+    }
+    let spec_smaller = SubprocessPool::builder(counting_worker().max_requests(2), Lines::default())
+        .max_uses(10)
+        .max_size(1)
+        .build()
+        .unwrap();
+    assert_eq!(calls_per_worker(spec_smaller).await, [2, 2, 1]);
+    let builder_smaller =
+        SubprocessPool::builder(counting_worker().max_requests(10), Lines::default())
+            .max_uses(2)
+            .max_size(1)
+            .build()
+            .unwrap();
+    assert_eq!(calls_per_worker(builder_smaller).await, [2, 2, 1]);
+}
+
+#[tokio::test]
+async fn max_age_is_the_pools_max_lifetime() {
+    let pool = SubprocessPool::builder(
+        counting_worker().max_age(Duration::from_millis(200)),
+        Lines::default(),
+    )
+    .max_lifetime(Duration::from_secs(3600))
+    .max_size(1)
+    .build()
+    .unwrap();
+    let (first, _) = pid_and_count(&pool.call("a".into()).await.unwrap());
+    // The pool's maintenance retires the idle worker once it is past its age.
+    eventually("the worker to be retired for its age", || {
+        pool.metrics().destroyed_by.lifetime == 1
+    })
+    .await;
+    let (second, _) = pid_and_count(&pool.call("b".into()).await.unwrap());
+    assert_ne!(first, second);
+    let metrics = pool.metrics();
+    assert_eq!(metrics.destroyed_by.broken, 0, "{metrics:?}");
+    assert_eq!(metrics.destroyed_by.recycle_failed, 0, "{metrics:?}");
+    pool.shutdown(HANG_GUARD).await;
+}
+
+#[tokio::test]
+async fn a_runner_on_its_own_has_no_request_limit() {
+    let spec = counting_worker().max_requests(2);
+    let mut runner = Runner::spawn(&spec, Lines::default()).await.unwrap();
+    for i in 1..=5u64 {
+        let (_, count) = pid_and_count(&runner.call(format!("call {i}")).await.unwrap());
+        assert_eq!(count, i);
+    }
+    runner.shutdown().await;
 }

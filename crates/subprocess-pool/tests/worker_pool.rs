@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use pool_core::PoolError;
-use subprocess_pool::protocol::Lines;
+use subprocess_pool::protocol::{Direction, Lines};
 use subprocess_pool::{CallError, ProtocolError, Runner, RunnerError, SubprocessPool, WorkerSpec};
 use support::{SH_WORKER, eventually, group_gone, pool_of, some_worker_pid, worker_error};
 
@@ -202,7 +202,7 @@ async fn a_request_over_the_frame_limit_is_refused_before_it_reaches_the_worker(
         matches!(
             error,
             RunnerError::Protocol(ProtocolError::FrameTooLarge {
-                direction: "request",
+                direction: Direction::Request,
                 limit: 8,
                 ..
             })

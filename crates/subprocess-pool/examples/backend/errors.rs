@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pool_core::PoolError;
 use subprocess_pool::global::GlobalError;
+use subprocess_pool::protocol::Direction;
 use subprocess_pool::{CallError, CommandError, ProtocolError, RunnerError};
 
 /// The id of one request: in its `x-request-id` response header, in its error body, and in
@@ -185,7 +186,7 @@ impl From<CallError> for ApiError {
                 );
             }
             CallError::Worker(RunnerError::Protocol(ProtocolError::FrameTooLarge {
-                direction: "request",
+                direction: Direction::Request,
                 ..
             })) => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -7,7 +7,7 @@ use prost::Message;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::bazel::{self, BazelIncoming, WorkRequest, WorkResponse};
-use super::{Protocol, ProtocolError};
+use super::{Direction, Protocol, ProtocolError};
 
 /// The default largest message, each way: 16 MiB.
 const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -86,7 +86,7 @@ impl Encoder<WorkRequest> for BazelProtoFraming {
         let size = request.encoded_len();
         if size > self.max_message {
             return Err(ProtocolError::FrameTooLarge {
-                direction: "request",
+                direction: Direction::Request,
                 size,
                 limit: self.max_message,
             });
@@ -114,7 +114,7 @@ impl Decoder for BazelProtoFraming {
             .map_err(|error| ProtocolError::Malformed(format!("invalid length: {error}")))?;
         if length > self.max_message {
             return Err(ProtocolError::FrameTooLarge {
-                direction: "response",
+                direction: Direction::Response,
                 size: length,
                 limit: self.max_message,
             });

@@ -6,7 +6,7 @@ use std::fmt;
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{DEFAULT_MAX_LINE, Incoming, Protocol, ProtocolError};
+use super::{DEFAULT_MAX_LINE, Direction, Incoming, Protocol, ProtocolError};
 
 /// How much of an unfinished answer an error message quotes, in bytes.
 const QUOTED: usize = 80;
@@ -314,7 +314,7 @@ impl DelimitedFraming {
         };
         if answer.len() > self.max_length {
             return Err(ProtocolError::FrameTooLarge {
-                direction: "response",
+                direction: Direction::Response,
                 size: answer.len(),
                 limit: self.max_length,
             });
@@ -378,7 +378,7 @@ impl Decoder for DelimitedFraming {
         // limit: stop here rather than buffer a runaway answer whole.
         if src.len() > self.max_length.saturating_add(self.delimiter.longest()) {
             return Err(ProtocolError::FrameTooLarge {
-                direction: "response",
+                direction: Direction::Response,
                 size: src.len(),
                 limit: self.max_length,
             });

@@ -1,5 +1,7 @@
 //! What can go wrong on the wire.
 
+use std::fmt;
+
 /// A request that cannot be sent, or a response that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
@@ -13,8 +15,9 @@ pub enum ProtocolError {
     /// A frame (line, length-prefixed message) is longer than the limit.
     #[error("{direction} frame of {size} bytes exceeds the limit of {limit} bytes")]
     FrameTooLarge {
-        /// `"request"` or `"response"`.
-        direction: &'static str,
+        /// Which way the frame was going: a request refused before it was sent (the
+        /// worker is unharmed), or a response the worker wrote.
+        direction: Direction,
         /// The frame's size, or how much was read before giving up.
         size: usize,
         /// The configured limit.
@@ -36,6 +39,25 @@ pub enum ProtocolError {
         /// The request id received.
         got: u64,
     },
+}
+
+/// Which way a frame crosses the pipes, in [`ProtocolError::FrameTooLarge`]. Displays as
+/// `request` or `response`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// To the worker, on its stdin.
+    Request,
+    /// From the worker, on its stdout.
+    Response,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        })
+    }
 }
 
 // Written out rather than `#[from]`, which would also return the error from `source()`

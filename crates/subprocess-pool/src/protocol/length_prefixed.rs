@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{Incoming, Protocol, ProtocolError};
+use super::{Direction, Incoming, Protocol, ProtocolError};
 
 /// The default largest frame, each way: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -81,7 +81,7 @@ pub struct LengthPrefixedFraming {
 const HEADER: usize = 4;
 
 impl LengthPrefixedFraming {
-    fn too_large(&self, direction: &'static str, size: usize) -> ProtocolError {
+    fn too_large(&self, direction: Direction, size: usize) -> ProtocolError {
         ProtocolError::FrameTooLarge {
             direction,
             size,
@@ -97,7 +97,7 @@ impl Encoder<Bytes> for LengthPrefixedFraming {
         let length = match u32::try_from(frame.len()) {
             Ok(length) if frame.len() <= self.max_frame => length,
             // Over the limit, or over what the header can say.
-            _ => return Err(self.too_large("request", frame.len())),
+            _ => return Err(self.too_large(Direction::Request, frame.len())),
         };
         dst.reserve(HEADER + frame.len());
         dst.put_u32(length);
@@ -118,12 +118,12 @@ impl Decoder for LengthPrefixedFraming {
         // A u32 fits in the usize of every platform tokio supports; saturate regardless.
         let length = usize::try_from(declared).unwrap_or(usize::MAX);
         if length > self.max_frame {
-            return Err(self.too_large("response", length));
+            return Err(self.too_large(Direction::Response, length));
         }
         // `length <= max_frame` and the header is 4 bytes: `checked_add` only fails for a
         // limit within 4 of `usize::MAX`, which no buffer could reach.
         let Some(frame_end) = HEADER.checked_add(length) else {
-            return Err(self.too_large("response", length));
+            return Err(self.too_large(Direction::Response, length));
         };
         if src.len() < frame_end {
             // No `reserve(length)`: the buffer grows as the bytes come.
@@ -180,7 +180,7 @@ mod tests {
             matches!(
                 error,
                 ProtocolError::FrameTooLarge {
-                    direction: "response",
+                    direction: Direction::Response,
                     size: 4_294_967_295,
                     limit: 1024
                 }

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder, LinesCodec, LinesCodecError};
 
-use super::{Incoming, Protocol, ProtocolError};
+use super::{Direction, Incoming, Protocol, ProtocolError};
 
 /// The default longest line, each way: 16 MiB.
 pub const DEFAULT_MAX_LINE: usize = 16 * 1024 * 1024;
@@ -99,7 +99,7 @@ pub(super) fn encode_line(
     }
     if line.len() > max_length {
         return Err(ProtocolError::FrameTooLarge {
-            direction: "request",
+            direction: Direction::Request,
             size: line.len(),
             limit: max_length,
         });
@@ -133,7 +133,7 @@ impl LinesFraming {
     fn error(&self, error: LinesCodecError, buffered: usize) -> ProtocolError {
         match error {
             LinesCodecError::MaxLineLengthExceeded => ProtocolError::FrameTooLarge {
-                direction: "response",
+                direction: Direction::Response,
                 size: buffered,
                 limit: self.max_length,
             },
@@ -197,7 +197,7 @@ mod tests {
             matches!(
                 error,
                 ProtocolError::FrameTooLarge {
-                    direction: "response",
+                    direction: Direction::Response,
                     limit: 8,
                     ..
                 }

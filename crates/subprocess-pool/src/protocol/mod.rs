@@ -43,7 +43,7 @@ pub use self::bazel::{Input, WorkRequest, WorkResponse};
 pub use self::bazel_json::{BazelJson, BazelJsonFraming};
 pub use self::bazel_proto::{BazelProto, BazelProtoFraming};
 pub use self::delimited::{Delimited, DelimitedFraming};
-pub use self::error::ProtocolError;
+pub use self::error::{Direction, ProtocolError};
 pub use self::json_rpc::{JsonRpc, JsonRpcFraming, RpcError, RpcId, RpcMessage};
 pub use self::length_prefixed::{DEFAULT_MAX_FRAME, LengthPrefixed, LengthPrefixedFraming};
 pub use self::lines::{DEFAULT_MAX_LINE, Lines, LinesFraming};

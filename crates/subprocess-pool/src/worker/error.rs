@@ -5,7 +5,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use crate::launch::SpawnError;
-use crate::protocol::ProtocolError;
+use crate::protocol::{Direction, ProtocolError};
 
 /// Why a worker could not start or could not answer a call. Every message says what went
 /// wrong; those about a worker that died or was killed include the tail of its stderr.
@@ -75,9 +75,6 @@ pub enum RunnerError {
     /// faulted and that was already reported, so its streams cannot be trusted.
     #[error("worker is unusable after an earlier failed or cancelled call")]
     Poisoned,
-    /// The worker reached its `max_requests` or `max_age` and is being replaced.
-    #[error("worker retired: it reached its request or age limit")]
-    Retired,
 }
 
 impl From<ProtocolError> for RunnerError {
@@ -95,7 +92,7 @@ impl RunnerError {
             RunnerError::Protocol(
                 ProtocolError::InvalidRequest(_)
                     | ProtocolError::FrameTooLarge {
-                        direction: "request",
+                        direction: Direction::Request,
                         ..
                     }
             )

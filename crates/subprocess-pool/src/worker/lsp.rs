@@ -2,10 +2,10 @@
 
 use serde_json::Value;
 
-use crate::error::RunnerError;
+use super::error::RunnerError;
+use super::runner::Runner;
+use super::session::Session;
 use crate::protocol::{JsonRpc, RpcMessage};
-use crate::runner::Runner;
-use crate::session::Session;
 
 /// The [`Session`] of a language server: `initialize` (with the given params) and the
 /// `initialized` notification when a worker starts, `shutdown` and the `exit` notification

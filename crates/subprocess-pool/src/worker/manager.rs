@@ -6,12 +6,12 @@ use std::time::Duration;
 use pool_core::{Manager, ObjectMeta};
 use tokio::time::Instant;
 
-use crate::error::{ExitDescription, RunnerError};
-use crate::metrics::Counters;
+use super::error::{ExitDescription, RunnerError};
+use super::metrics::Counters;
+use super::runner::{Fate, MessageHandler, Runner, StartFailure};
+use super::session::{NoSession, Session};
+use super::spec::WorkerSpec;
 use crate::protocol::Protocol;
-use crate::runner::{Fate, MessageHandler, Runner, StartFailure};
-use crate::session::{NoSession, Session};
-use crate::spec::WorkerSpec;
 
 /// The shortest time a new worker is watched after one died before ever answering.
 const MIN_PROBATION: Duration = Duration::from_millis(50);
@@ -28,14 +28,20 @@ const MAX_PROBATION: Duration = Duration::from_secs(1);
 ///   one call per spawn. The watch ends with the first worker that survives it.
 /// - **recycle** makes sure the worker has not faulted since its last call (exited,
 ///   closed its stdout, broken the protocol, written output nobody asked for: the task
-///   reading its stdout has been watching, so this costs no system call) and is within its
-///   request and age limits.
+///   reading its stdout has been watching, so this costs at most one `poll`).
 /// - **health_check** does the same and, when a ping is set, sends it and expects an
 ///   answer.
-/// - **is_broken**: poisoned by a failed call, faulted, or spent.
+/// - **is_broken**: poisoned by a failed call, or faulted.
 /// - **destroy** runs the session's goodbye on a worker in good order (bounded by
 ///   `kill_grace`), closes its stdin, waits `kill_grace`, then kills and reaps its process
 ///   group.
+///
+/// The manager enforces no request or age limit: [`WorkerSpec::max_requests`] and
+/// [`WorkerSpec::max_age`] are applied as the pool's `max_uses` and `max_lifetime` by
+/// [`SubprocessPoolBuilder::build`](crate::SubprocessPoolBuilder::build). A
+/// `pool_core::Pool` built on a `RunnerManager` by hand gets them only by setting
+/// [`max_uses`](pool_core::PoolBuilder::max_uses) and
+/// [`max_lifetime`](pool_core::PoolBuilder::max_lifetime) on its own builder.
 pub struct RunnerManager<P: Protocol, S: Session<P> = NoSession> {
     spec: WorkerSpec,
     protocol: P,
@@ -190,7 +196,10 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
     }
 
     async fn recycle(&self, runner: &mut Runner<P>, _: &ObjectMeta) -> Result<(), RunnerError> {
-        check(runner).await.inspect_err(|_| self.note_end(runner))
+        runner
+            .check_idle()
+            .await
+            .inspect_err(|_| self.note_end(runner))
     }
 
     async fn health_check(
@@ -198,7 +207,10 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
         runner: &mut Runner<P>,
         _: &ObjectMeta,
     ) -> Result<(), RunnerError> {
-        check(runner).await.inspect_err(|_| self.note_end(runner))?;
+        runner
+            .check_idle()
+            .await
+            .inspect_err(|_| self.note_end(runner))?;
         if let Some(ping) = &self.ping {
             runner.call(ping()).await?;
         }
@@ -206,7 +218,7 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
     }
 
     fn is_broken(&self, runner: &Runner<P>) -> bool {
-        let broken = runner.is_poisoned() || runner.is_spent();
+        let broken = runner.is_poisoned();
         if broken {
             self.note_end(runner);
         }
@@ -216,7 +228,7 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
     async fn destroy(&self, mut runner: Runner<P>) {
         let fate = runner.fate();
         self.note_end(&runner);
-        let healthy = matches!(fate, Fate::Retired | Fate::Stopped);
+        let healthy = fate == Fate::Stopped;
         if healthy {
             let _ =
                 tokio::time::timeout(self.spec.kill_grace, self.session.goodbye(&mut runner)).await;
@@ -258,15 +270,5 @@ impl<P: Protocol, S: Session<P>> Drop for EndProbation<'_, P, S> {
                 *probation = None;
             }
         }
-    }
-}
-
-/// Not faulted, alive, and within its limits.
-async fn check<P: Protocol>(runner: &mut Runner<P>) -> Result<(), RunnerError> {
-    runner.check_idle().await?;
-    if runner.is_spent() {
-        Err(RunnerError::Retired)
-    } else {
-        Ok(())
     }
 }

@@ -2,13 +2,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::runner::Fate;
+use super::runner::Fate;
 
 /// Counters of a [`SubprocessPool`](crate::SubprocessPool)'s workers since it was built,
 /// from [`SubprocessPool::worker_metrics`](crate::SubprocessPool::worker_metrics).
 ///
 /// `pool_core::Metrics::destroyed_by` counts every worker a call found unusable as
-/// `broken`; these say why: planned retirements apart from crashes, kills and faults.
+/// `broken`; these say why: it exited, was killed, or faulted. Planned retirements are
+/// the pool's own: [`WorkerSpec::max_requests`](crate::WorkerSpec::max_requests) and
+/// [`WorkerSpec::max_age`](crate::WorkerSpec::max_age) are its `max_uses` and
+/// `max_lifetime`, counted in `destroyed_by.max_uses` and `destroyed_by.lifetime`.
 /// Counters only grow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -18,8 +21,6 @@ pub struct WorkerMetrics {
     pub messages: u64,
     /// Of those, the ones dropped because no message handler was set.
     pub messages_dropped: u64,
-    /// Workers stopped at their `max_requests` or `max_age`: planned, not failures.
-    pub retired: u64,
     /// Workers that exited on their own while in the pool (one that closed its stdout and
     /// then had to be killed counts as `killed`).
     pub exited: u64,
@@ -35,7 +36,6 @@ pub struct WorkerMetrics {
 pub(crate) struct Counters {
     messages: AtomicU64,
     messages_dropped: AtomicU64,
-    retired: AtomicU64,
     exited: AtomicU64,
     killed: AtomicU64,
     faulted: AtomicU64,
@@ -52,7 +52,6 @@ impl Counters {
     /// Counts a worker going, by how it went.
     pub(crate) fn ended(&self, fate: Fate) {
         let counter = match fate {
-            Fate::Retired => &self.retired,
             Fate::Exited => &self.exited,
             Fate::Killed => &self.killed,
             Fate::Faulted => &self.faulted,
@@ -65,7 +64,6 @@ impl Counters {
         WorkerMetrics {
             messages: self.messages.load(Relaxed),
             messages_dropped: self.messages_dropped.load(Relaxed),
-            retired: self.retired.load(Relaxed),
             exited: self.exited.load(Relaxed),
             killed: self.killed.load(Relaxed),
             faulted: self.faulted.load(Relaxed),

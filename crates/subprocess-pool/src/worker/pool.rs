@@ -7,12 +7,12 @@ use pool_core::{
     BuildError, Metrics, Pool, PoolConfig, PoolError, QueueMode, ShutdownReport, Status,
 };
 
-use crate::error::RunnerError;
-use crate::manager::RunnerManager;
-use crate::metrics::WorkerMetrics;
+use super::error::RunnerError;
+use super::manager::RunnerManager;
+use super::metrics::WorkerMetrics;
+use super::session::{NoSession, Session};
+use super::spec::WorkerSpec;
 use crate::protocol::Protocol;
-use crate::session::{NoSession, Session};
-use crate::spec::WorkerSpec;
 
 /// Why a [`SubprocessPool::call`] failed: no worker could be had, or the worker failed
 /// this call (it is then replaced; the next call gets another).
@@ -54,7 +54,7 @@ pub enum CallError {
 /// ```
 pub struct SubprocessPool<P: Protocol, S: Session<P> = NoSession> {
     pool: Pool<RunnerManager<P, S>>,
-    counters: std::sync::Arc<crate::metrics::Counters>,
+    counters: std::sync::Arc<super::metrics::Counters>,
 }
 
 impl<P: Protocol, S: Session<P>> Clone for SubprocessPool<P, S> {
@@ -155,10 +155,12 @@ impl<P: Protocol, S: Session<P>> std::fmt::Debug for SubprocessPoolBuilder<P, S>
     }
 }
 
-/// Generates a setter of a `PoolConfig` field: plain, or wrapped in `Some`.
+/// Generates a setter of a `PoolConfig` field (plain, or wrapped in `Some`), its one-line
+/// doc followed by a link to the `PoolBuilder` setter that defines it.
 macro_rules! setting {
     ($(#[$doc:meta])* $name:ident: Some($ty:ty)) => {
         $(#[$doc])*
+        #[doc = concat!("\n\nSee [`PoolBuilder::", stringify!($name), "`](pool_core::PoolBuilder::", stringify!($name), ").")]
         pub fn $name(mut self, value: $ty) -> Self {
             self.config.$name = Some(value);
             self
@@ -166,6 +168,7 @@ macro_rules! setting {
     };
     ($(#[$doc:meta])* $name:ident: $ty:ty) => {
         $(#[$doc])*
+        #[doc = concat!("\n\nSee [`PoolBuilder::", stringify!($name), "`](pool_core::PoolBuilder::", stringify!($name), ").")]
         pub fn $name(mut self, value: $ty) -> Self {
             self.config.$name = value;
             self
@@ -203,11 +206,13 @@ impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
         idle_timeout: Some(Duration)
     );
     setting!(
-        /// The longest a worker lives (jittered per worker).
+        /// The longest a worker lives (jittered per worker); with
+        /// [`WorkerSpec::max_age`] too, the shorter wins.
         max_lifetime: Some(Duration)
     );
     setting!(
-        /// The most calls a worker serves (prefer [`WorkerSpec::max_requests`]).
+        /// How many times a worker is lent (jittered per worker): one per `call`; with
+        /// [`WorkerSpec::max_requests`] too, the smaller wins.
         max_uses: Some(usize)
     );
     setting!(
@@ -273,12 +278,18 @@ impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
     }
 
     /// Builds the pool (no worker starts until needed, or for `min_idle`); refuses a bad
-    /// setting naming it, as [`pool_core::PoolBuilder::build`] does.
+    /// setting naming it, as [`pool_core::PoolBuilder::build`] does. The spec's
+    /// [`max_requests`](WorkerSpec::max_requests) and [`max_age`](WorkerSpec::max_age)
+    /// become the pool's `max_uses` and `max_lifetime` (the smaller limit wins where both
+    /// are set).
     pub fn build(self) -> Result<SubprocessPool<P, S>, BuildError> {
-        self.manager.spec().validate()?;
+        let spec = self.manager.spec();
+        spec.validate()?;
+        let mut config = self.config;
+        spec.limit_pool(&mut config);
         let counters = self.manager.counters().clone();
         Ok(SubprocessPool {
-            pool: Pool::builder(self.manager).config(self.config).build()?,
+            pool: Pool::builder(self.manager).config(config).build()?,
             counters,
         })
     }

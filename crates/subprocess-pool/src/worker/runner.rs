@@ -17,11 +17,11 @@ use tokio_util::codec::Encoder;
 
 use self::link::{Link, LinkState, Waiter};
 use self::reader::stderr_text;
-use crate::error::RunnerError;
-use crate::metrics::Counters;
+use super::error::RunnerError;
+use super::metrics::Counters;
+use super::spec::WorkerSpec;
 use crate::process_group::kill_group;
 use crate::protocol::{Protocol, ProtocolError};
-use crate::spec::WorkerSpec;
 use crate::stderr::StderrTail;
 
 mod link;
@@ -66,6 +66,12 @@ pub(crate) type SharedStdin = Arc<tokio::sync::Mutex<Option<ChildStdin>>>;
 /// a runner down closes its stdin, waits up to `kill_grace` for it to exit, then kills its
 /// whole process group and reaps it; dropping one kills the group at once.
 ///
+/// A runner has no request or age limit of its own: one used without a pool serves calls
+/// until it is shut down, dropped or broken, whatever the spec's
+/// [`max_requests`](WorkerSpec::max_requests) and [`max_age`](WorkerSpec::max_age) say.
+/// Those are a pool's `max_uses` and `max_lifetime`, which a
+/// [`SubprocessPool`](crate::SubprocessPool) sets from the spec.
+///
 /// A runner needs a tokio runtime with the time and process drivers enabled.
 ///
 /// # Example
@@ -97,9 +103,7 @@ pub struct Runner<P: Protocol> {
     calls: u64,
     /// Requests sent so far (the next one's sequence number, less one).
     sent: u64,
-    call_limit: Option<u64>,
     started: Instant,
-    max_age: Option<Duration>,
     request_timeout: Option<Duration>,
     kill_grace: Duration,
     poisoned: bool,
@@ -356,7 +360,8 @@ impl<P: Protocol> Runner<P> {
         self.pid
     }
 
-    /// Calls answered so far.
+    /// Calls answered so far (health-check pings and a session's handshake included: this
+    /// counts what the worker answered, not the pool's checkouts).
     pub fn calls(&self) -> u64 {
         self.calls
     }
@@ -367,14 +372,6 @@ impl<P: Protocol> Runner<P> {
     pub fn is_poisoned(&self) -> bool {
         let state = self.link.lock();
         self.poisoned || state.faulted || state.exited_at.is_some()
-    }
-
-    /// Whether the worker reached its request limit or its age limit.
-    pub fn is_spent(&self) -> bool {
-        self.call_limit.is_some_and(|limit| self.calls >= limit)
-            || self
-                .max_age
-                .is_some_and(|age| self.started.elapsed() >= age)
     }
 
     /// Whether the worker process is still running. No system call: the task reading
@@ -394,8 +391,6 @@ impl<P: Protocol> Runner<P> {
             Fate::Exited
         } else if self.poisoned || state.faulted {
             Fate::Faulted
-        } else if self.is_spent() {
-            Fate::Retired
         } else {
             Fate::Stopped
         }
@@ -485,8 +480,6 @@ impl<P: Protocol> std::fmt::Debug for Runner<P> {
 /// How a worker's life ended, for the pool's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fate {
-    /// Reached its request or age limit.
-    Retired,
     /// Exited or closed its stdout on its own.
     Exited,
     /// Killed by the pool (a request timed out, it would not exit).
@@ -494,22 +487,13 @@ pub(crate) enum Fate {
     /// Broke the protocol, wrote output nobody asked for, or a call on it failed or was
     /// cancelled half-way.
     Faulted,
-    /// Stopped while healthy (idle timeout, shrinking, shutdown).
+    /// Stopped while healthy: retired by the pool (its `max_uses` or `max_lifetime`, which
+    /// [`WorkerSpec::max_requests`] and [`WorkerSpec::max_age`] set), idle timeout,
+    /// shrinking, shutdown.
     Stopped,
 }
 
 /// The start of `bytes`, for an error message.
 pub(crate) fn quote(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTED_OUTPUT)])
-}
-
-/// `limit` shortened by a random 0-5%, at least 1.
-fn jittered(limit: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
-    let cut = (limit as f64 * 0.05 * fraction) as u64;
-    (limit - cut).max(1)
 }

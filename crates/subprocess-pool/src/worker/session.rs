@@ -2,9 +2,9 @@
 
 use std::future::Future;
 
-use crate::error::RunnerError;
+use super::error::RunnerError;
+use super::runner::Runner;
 use crate::protocol::Protocol;
-use crate::runner::Runner;
 
 /// A per-worker conversation around the requests: a handshake run once when the pool
 /// starts a worker, and a goodbye run when it stops one.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pool_core::BuildError;
+use pool_core::{BuildError, PoolConfig};
 
 use crate::launch::Launch;
 use crate::stderr::StderrMode;
@@ -86,6 +86,19 @@ impl WorkerSpec {
         Ok(())
     }
 
+    /// Applies `max_requests` and `max_age` to a pool's settings, as its `max_uses` and
+    /// `max_lifetime`: one policy, enforced by pool-core. Where both set a limit, the
+    /// smaller wins.
+    pub(crate) fn limit_pool(&self, config: &mut PoolConfig) {
+        if let Some(requests) = self.max_requests {
+            let uses = usize::try_from(requests).unwrap_or(usize::MAX);
+            config.max_uses = Some(config.max_uses.map_or(uses, |set| set.min(uses)));
+        }
+        if let Some(age) = self.max_age {
+            config.max_lifetime = Some(config.max_lifetime.map_or(age, |set| set.min(age)));
+        }
+    }
+
     /// The worker is ready once it prints this line on stdout (default: ready once
     /// spawned). Lines before it are skipped; output after it, before any request, is a
     /// failed start (unless the worker [greets](WorkerSpec::skip_greeting)).
@@ -140,14 +153,37 @@ impl WorkerSpec {
         self
     }
 
-    /// Retires a worker after this many requests, shortened per worker by a random 0-5% so
-    /// workers started together do not all restart together (default: none).
+    /// Retires a worker after it has been lent this many times (default: none).
+    ///
+    /// This is the pool's [`max_uses`](pool_core::PoolBuilder::max_uses), set by
+    /// [`SubprocessPoolBuilder::build`](crate::SubprocessPoolBuilder::build): each worker's
+    /// own limit is shortened by a random 0-5%, in whole requests (a limit under 20 is
+    /// exact), so workers started together do not all restart together. A use is one
+    /// checkout: one [`SubprocessPool::call`](crate::SubprocessPool::call), or one
+    /// `pool().get()` however many calls are made on the runner it lends. Health-check
+    /// pings and a [`Session`](crate::Session)'s handshake and goodbye do not count. When
+    /// the pool's builder sets `max_uses` too, the smaller limit wins.
+    ///
+    /// Only a pool enforces it: a [`Runner`](crate::Runner) on its own has no request
+    /// limit, and a `pool_core::Pool` built on a [`RunnerManager`](crate::RunnerManager) by
+    /// hand needs `max_uses` set on its own builder.
     pub fn max_requests(mut self, requests: u64) -> Self {
         self.max_requests = Some(requests);
         self
     }
 
     /// Retires a worker once it is this old (default: none).
+    ///
+    /// This is the pool's [`max_lifetime`](pool_core::PoolBuilder::max_lifetime), set by
+    /// [`SubprocessPoolBuilder::build`](crate::SubprocessPoolBuilder::build): each worker's
+    /// own limit is shortened by a random 0-5%, so workers started together do not all
+    /// restart together; an idle worker past it is stopped by the pool's maintenance, a
+    /// busy one when its caller gives it back. When the pool's builder sets `max_lifetime`
+    /// too, the shorter wins.
+    ///
+    /// Only a pool enforces it: a [`Runner`](crate::Runner) on its own has no age limit,
+    /// and a `pool_core::Pool` built on a [`RunnerManager`](crate::RunnerManager) by hand
+    /// needs `max_lifetime` set on its own builder.
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = Some(age);
         self

@@ -217,7 +217,7 @@ fn an_oversize_request_is_refused_and_nothing_is_written() {
         matches!(
             error,
             ProtocolError::FrameTooLarge {
-                direction: "request",
+                direction: Direction::Request,
                 size: 9,
                 limit: 8
             }
@@ -246,7 +246,7 @@ fn an_answer_without_a_delimiter_is_stopped_past_the_limit() {
         matches!(
             error,
             ProtocolError::FrameTooLarge {
-                direction: "response",
+                direction: Direction::Response,
                 size: 13,
                 limit: 8
             }
@@ -266,7 +266,7 @@ fn an_answer_over_the_limit_is_refused_even_with_its_delimiter() {
         matches!(
             error,
             ProtocolError::FrameTooLarge {
-                direction: "response",
+                direction: Direction::Response,
                 size: 9,
                 limit: 8
             }

@@ -6,7 +6,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::message::{Outgoing, RpcMessage, parse};
 use super::quote;
-use crate::protocol::ProtocolError;
+use crate::protocol::{Direction, ProtocolError};
 
 /// The longest header section (all header lines and the blank line after them). Real
 /// headers are a few dozen bytes; the limit stops a worker that writes something else to
@@ -69,7 +69,7 @@ impl Encoder<RpcMessage> for JsonRpcFraming {
         })?;
         if json.len() > self.max_message {
             return Err(ProtocolError::FrameTooLarge {
-                direction: "request",
+                direction: Direction::Request,
                 size: json.len(),
                 limit: self.max_message,
             });
@@ -200,7 +200,7 @@ impl JsonRpcFraming {
         // Refused from the header alone, before a byte of the body is buffered.
         if declared > self.max_message {
             return Err(ProtocolError::FrameTooLarge {
-                direction: "response",
+                direction: Direction::Response,
                 size: declared,
                 limit: self.max_message,
             });
@@ -295,7 +295,7 @@ pub(super) mod tests {
             matches!(
                 error,
                 ProtocolError::FrameTooLarge {
-                    direction: "response",
+                    direction: Direction::Response,
                     size: 1000,
                     limit: 64
                 }
@@ -431,7 +431,7 @@ pub(super) mod tests {
             matches!(
                 error,
                 ProtocolError::FrameTooLarge {
-                    direction: "request",
+                    direction: Direction::Request,
                     limit: 16,
                     ..
                 }

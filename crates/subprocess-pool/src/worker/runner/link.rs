@@ -10,8 +10,8 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 
 use super::Fate;
-use crate::error::RunnerError;
 use crate::protocol::Protocol;
+use crate::worker::error::RunnerError;
 
 /// Where a response is delivered: the one request a runner has outstanding.
 pub(crate) struct Waiter<P: Protocol> {

@@ -18,10 +18,10 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::link::Link;
 use super::{Counters, MessageHandler, SharedStdin, quote};
-use crate::error::RunnerError;
 use crate::process_group::kill_group;
 use crate::protocol::{Incoming, Protocol, ProtocolError};
 use crate::stderr::StderrTail;
+use crate::worker::error::RunnerError;
 
 /// After the worker exits, how long its stdout is still read for its last words (an answer
 /// written just before exiting). A descendant that left the process group may hold the
@@ -394,7 +394,7 @@ impl<P: Protocol> Reader<P> {
             return RunnerError::Startup {
                 reason: format!(
                     "it exited {} before its first request",
-                    crate::error::ExitDescription(&status)
+                    crate::worker::error::ExitDescription(&status)
                 ),
                 stderr,
             };

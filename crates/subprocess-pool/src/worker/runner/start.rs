@@ -12,13 +12,13 @@ use tokio::time::{Duration, Instant};
 
 use super::link::{Link, Waiter};
 use super::reader::{self, Reader, stderr_text};
-use super::{MAX_STARTUP_LINE, MessageHandler, REAP_BOUND, Runner, SharedStdin, jittered, quote};
-use crate::error::{ExitDescription, RunnerError};
-use crate::metrics::Counters;
+use super::{MAX_STARTUP_LINE, MessageHandler, REAP_BOUND, Runner, SharedStdin, quote};
 use crate::process_group::kill_group;
 use crate::protocol::Protocol;
-use crate::spec::{ReadyLine, WorkerSpec};
 use crate::stderr::StderrTail;
+use crate::worker::error::{ExitDescription, RunnerError};
+use crate::worker::metrics::Counters;
+use crate::worker::spec::{ReadyLine, WorkerSpec};
 
 impl<P: Protocol> Runner<P> {
     pub(crate) async fn start(
@@ -138,9 +138,7 @@ impl<P: Protocol> Runner<P> {
             stderr,
             calls: 0,
             sent: 0,
-            call_limit: spec.max_requests.map(jittered),
             started: spawned,
-            max_age: spec.max_age,
             request_timeout: spec.request_timeout,
             kill_grace: spec.kill_grace,
             poisoned: false,

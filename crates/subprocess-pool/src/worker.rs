@@ -1,0 +1,21 @@
+//! Warm workers: one live process per [`Runner`], pooled by a [`SubprocessPool`] through a
+//! [`RunnerManager`], started as a [`WorkerSpec`] says, with an optional [`Session`]
+//! (handshake and goodbye) around the requests.
+
+mod error;
+mod lsp;
+mod manager;
+mod metrics;
+mod pool;
+mod runner;
+mod session;
+mod spec;
+
+pub use error::RunnerError;
+pub use lsp::LspSession;
+pub use manager::RunnerManager;
+pub use metrics::WorkerMetrics;
+pub use pool::{CallError, SubprocessPool, SubprocessPoolBuilder};
+pub use runner::Runner;
+pub use session::{NoSession, Session};
+pub use spec::{DEFAULT_REQUEST_TIMEOUT, WorkerSpec};
