@@ -140,8 +140,39 @@ impl<M: Manager> PoolBuilder<M> {
         leak_threshold: Duration
     );
 
-    pub(crate) fn settings(&self) -> &PoolConfig {
+    /// The settings so far.
+    pub fn settings(&self) -> &PoolConfig {
         &self.config
+    }
+
+    /// The manager the pool will use.
+    pub fn manager(&self) -> &M {
+        &self.manager
+    }
+
+    /// Replaces the manager with what `change` makes of it, keeping every setting: for
+    /// crates that wrap `PoolBuilder` and configure their manager step by step.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use pool_core::{Manager, Pool};
+    /// struct Conns { tls: bool }
+    /// # impl Manager for Conns {
+    /// #     type Object = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn create(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// let builder = Pool::builder(Conns { tls: false }).max_size(4);
+    /// let builder = builder.map_manager(|conns| Conns { tls: !conns.tls });
+    /// assert!(builder.manager().tls);
+    /// assert_eq!(builder.settings().max_size, 4);
+    /// ```
+    pub fn map_manager<N: Manager>(self, change: impl FnOnce(M) -> N) -> PoolBuilder<N> {
+        PoolBuilder {
+            manager: change(self.manager),
+            config: self.config,
+        }
     }
 
     /// Checks the configuration and builds the pool. Needs no runtime: background work

@@ -27,6 +27,25 @@ async fn min_idle_is_filled_after_build_without_any_get() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_object_made_for_min_idle_counts_its_first_checkout_as_its_first_use() {
+    let (builder, _probe) = builder();
+    let pool = builder.max_size(1).min_idle(1).max_uses(3).build().unwrap();
+    settle().await;
+    let mut uses = Vec::new();
+    for _ in 0..3 {
+        let object = pool.get().await.unwrap();
+        uses.push((
+            support::meta_id(&object),
+            pool_core::Object::meta(&object).times_used,
+        ));
+    }
+    // Three uses of the same object, then `max_uses` retires it.
+    assert_eq!(uses, [(1, 1), (1, 2), (1, 3)]);
+    settle().await;
+    assert_eq!(pool.metrics().destroyed_by.max_uses, 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn min_idle_is_refilled_after_destroys_and_checkouts() {
     let (builder, probe) = builder();
     let pool = builder.max_size(5).min_idle(2).build().unwrap();

@@ -226,7 +226,9 @@ impl<T, E> State<T, E> {
         if self.closed {
             self.retire(object, DestroyReason::Closed, after);
         } else {
-            let entry = self.new_entry(config, object, now, epoch);
+            let mut entry = self.new_entry(config, object, now, epoch);
+            // Made to wait idle: not handed out yet (a caller's create is, at once).
+            entry.meta.times_used = 0;
             self.put_back(entry, after);
         }
         self.creates_eased(after);

@@ -153,7 +153,9 @@ impl MPool {
         match self.script.take(Hook::Create) {
             None => {
                 self.refilling -= 1;
-                let obj = self.new_object(epoch);
+                let mut obj = self.new_object(epoch);
+                obj.uses = 0; // idle until lent
+
                 self.create_succeeded();
                 if self.closed {
                     self.retire(Reason::Closed);
