@@ -4,7 +4,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use pool_core::{
-    BuildError, Metrics, Pool, PoolConfig, PoolError, QueueMode, ShutdownReport, Status,
+    BuildError, Metrics, Pool, PoolBuilder, PoolConfig, PoolError, QueueMode, ShutdownReport,
+    Status,
 };
 
 use super::error::RunnerError;
@@ -79,8 +80,7 @@ impl<P: Protocol> SubprocessPool<P> {
     /// Starts configuring a pool of workers started from `spec`, speaking `protocol`.
     pub fn builder(spec: WorkerSpec, protocol: P) -> SubprocessPoolBuilder<P> {
         SubprocessPoolBuilder {
-            manager: RunnerManager::new(spec, protocol),
-            config: PoolConfig::default(),
+            pool: Pool::builder(RunnerManager::new(spec, protocol)),
         }
     }
 }
@@ -138,118 +138,85 @@ impl<P: Protocol, S: Session<P>> SubprocessPool<P, S> {
     }
 }
 
-/// Configures a [`SubprocessPool`]: every [`pool_core::PoolConfig`] setting, then
-/// [`build`](SubprocessPoolBuilder::build).
+/// Configures a [`SubprocessPool`]: every [`pool_core::PoolBuilder`] setting (each
+/// forwards to the `PoolBuilder` it wraps, which defines and checks it), the worker-side
+/// extras (`ping`, `session`, `on_message`), then [`build`](SubprocessPoolBuilder::build).
 #[must_use = "a builder does nothing until build() is called"]
 pub struct SubprocessPoolBuilder<P: Protocol, S: Session<P> = NoSession> {
-    manager: RunnerManager<P, S>,
-    config: PoolConfig,
+    pool: PoolBuilder<RunnerManager<P, S>>,
 }
 
 impl<P: Protocol, S: Session<P>> std::fmt::Debug for SubprocessPoolBuilder<P, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SubprocessPoolBuilder")
-            .field("manager", &self.manager)
-            .field("config", &self.config)
+            .field("manager", self.pool.manager())
+            .field("config", self.pool.settings())
             .finish()
     }
 }
 
-/// Generates a setter of a `PoolConfig` field (plain, or wrapped in `Some`), its one-line
-/// doc followed by a link to the `PoolBuilder` setter that defines it.
-macro_rules! setting {
-    ($(#[$doc:meta])* $name:ident: Some($ty:ty)) => {
+/// Forwards pool settings to the wrapped `PoolBuilder`, each doc line followed by a link
+/// to the `PoolBuilder` setter that defines it.
+macro_rules! forward {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
         $(#[$doc])*
         #[doc = concat!("\n\nSee [`PoolBuilder::", stringify!($name), "`](pool_core::PoolBuilder::", stringify!($name), ").")]
-        pub fn $name(mut self, value: $ty) -> Self {
-            self.config.$name = Some(value);
-            self
+        pub fn $name(self, value: $ty) -> Self {
+            Self { pool: self.pool.$name(value) }
         }
-    };
-    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
-        $(#[$doc])*
-        #[doc = concat!("\n\nSee [`PoolBuilder::", stringify!($name), "`](pool_core::PoolBuilder::", stringify!($name), ").")]
-        pub fn $name(mut self, value: $ty) -> Self {
-            self.config.$name = value;
-            self
-        }
-    };
+    )*};
 }
 
 impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
-    setting!(
+    forward! {
         /// The most workers at once.
-        max_size: usize
-    );
-    setting!(
+        max_size: usize;
         /// Workers kept started and idle.
-        min_idle: usize
-    );
-    setting!(
+        min_idle: usize;
         /// The most callers waiting at once.
-        max_waiting: Some(usize)
-    );
-    setting!(
+        max_waiting: usize;
         /// One deadline for getting a worker (waiting, starting, checking).
-        wait_timeout: Some(Duration)
-    );
-    setting!(
+        wait_timeout: Duration;
         /// Bounds starting a worker.
-        create_timeout: Some(Duration)
-    );
-    setting!(
+        create_timeout: Duration;
         /// Bounds checking a worker before a call.
-        recycle_timeout: Some(Duration)
-    );
-    setting!(
+        recycle_timeout: Duration;
         /// Idle workers unused for longer are stopped, keeping `min_idle`.
-        idle_timeout: Some(Duration)
-    );
-    setting!(
+        idle_timeout: Duration;
         /// The longest a worker lives (jittered per worker); with
         /// [`WorkerSpec::max_age`] too, the shorter wins.
-        max_lifetime: Some(Duration)
-    );
-    setting!(
+        max_lifetime: Duration;
         /// How many times a worker is lent (jittered per worker): one per `call`; with
         /// [`WorkerSpec::max_requests`] too, the smaller wins.
-        max_uses: Some(usize)
-    );
-    setting!(
+        max_uses: usize;
         /// Idle workers older than this are health-checked before a call.
-        health_check_after: Some(Duration)
-    );
-    setting!(
+        health_check_after: Duration;
         /// How often idle workers are health-checked in the background.
-        health_check_interval: Some(Duration)
-    );
-    setting!(
+        health_check_interval: Duration;
         /// The most workers starting at once.
-        max_concurrent_creates: usize
-    );
-    setting!(
+        max_concurrent_creates: usize;
         /// Report a worker held longer than this.
-        leak_threshold: Some(Duration)
-    );
-    setting!(
+        leak_threshold: Duration;
         /// Which idle worker serves next.
-        queue_mode: QueueMode
-    );
+        queue_mode: QueueMode;
+    }
 
     /// Every pool setting at once.
-    pub fn config(mut self, config: PoolConfig) -> Self {
-        self.config = config;
-        self
+    pub fn config(self, config: PoolConfig) -> Self {
+        Self {
+            pool: self.pool.config(config),
+        }
     }
 
     /// Health checks (see `health_check_after` and `health_check_interval`) also send
     /// `request` to the worker and require an answer.
-    pub fn ping(mut self, request: P::Request) -> Self
+    pub fn ping(self, request: P::Request) -> Self
     where
         P::Request: Clone + Sync,
     {
-        self.manager = self.manager.with_ping(request);
-        self
+        Self {
+            pool: self.pool.map_manager(|manager| manager.with_ping(request)),
+        }
     }
 
     /// Runs `session`'s handshake on every new worker (inside create, within
@@ -257,8 +224,9 @@ impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
     /// worker stopped in good order (see [`Session`]).
     pub fn session<T: Session<P>>(self, session: T) -> SubprocessPoolBuilder<P, T> {
         SubprocessPoolBuilder {
-            manager: self.manager.with_session(session),
-            config: self.config,
+            pool: self
+                .pool
+                .map_manager(|manager| manager.with_session(session)),
         }
     }
 
@@ -270,11 +238,14 @@ impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
     /// handler, messages are dropped and counted in
     /// [`WorkerMetrics::messages_dropped`].
     pub fn on_message(
-        mut self,
+        self,
         handler: impl Fn(u32, &P::Message) -> Option<P::Request> + Send + Sync + 'static,
     ) -> Self {
-        self.manager = self.manager.with_message_handler(handler);
-        self
+        Self {
+            pool: self
+                .pool
+                .map_manager(|manager| manager.with_message_handler(handler)),
+        }
     }
 
     /// Builds the pool (no worker starts until needed, or for `min_idle`); refuses a bad
@@ -283,13 +254,13 @@ impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
     /// become the pool's `max_uses` and `max_lifetime` (the smaller limit wins where both
     /// are set).
     pub fn build(self) -> Result<SubprocessPool<P, S>, BuildError> {
-        let spec = self.manager.spec();
+        let spec = self.pool.manager().spec();
         spec.validate()?;
-        let mut config = self.config;
+        let mut config = self.pool.settings().clone();
         spec.limit_pool(&mut config);
-        let counters = self.manager.counters().clone();
+        let counters = self.pool.manager().counters().clone();
         Ok(SubprocessPool {
-            pool: Pool::builder(self.manager).config(config).build()?,
+            pool: self.pool.config(config).build()?,
             counters,
         })
     }
