@@ -1,20 +1,17 @@
 //! Shared pieces of the benchmarks: the no-op managers every get+drop bench uses (so ours and
-//! the rivals do the same work), the worker programs of the subprocess benches, and what the
-//! `report` binary needs to turn a run into `docs/benchmarks.md`.
+//! the rivals do the same work), the pools under test behind one interface ([`subject`]),
+//! the settings and timing loops of the bench files ([`plan`], [`harness`]), and the worker
+//! programs of the subprocess benches and the `report` binary ([`workers`]).
 //!
-//! Regenerate the page with `cargo run -p benches --release --bin report`.
+//! The numbers tables of `docs/benchmarks.md` come from
+//! `cargo run -p benches --release --bin report`.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
-pub mod cpu;
-pub mod estimates;
 pub mod harness;
-pub mod load;
-pub mod machine;
-pub mod pipe_cpu;
 pub mod plan;
 pub mod subject;
 pub mod workers;

@@ -1,0 +1,365 @@
+//! Fills the numbers tables of `docs/benchmarks.md`:
+//!
+//! ```sh
+//! cargo run -p benches --release --bin report            # the page's numbers (about 7 min)
+//! cargo run -p benches --release --bin report -- --quick # short measurements, a smoke test
+//! ```
+//!
+//! 1. Runs the criterion benches with `cargo bench`: `get_drop` and `scaling` in `--rounds N`
+//!    rounds (default 3: their multi-thread benches are bimodal on a VM), `subprocess` in the
+//!    first round only, and reads each round's medians from criterion's `new/estimates.json`.
+//! 2. Pins itself to one CPU and compares a warm pool call with a raw pipe to the same program
+//!    in CPU time per call, five times ([`pinned`]).
+//! 3. Rewrites, on the page, only the lines between `<!-- numbers:NAME:begin -->` and
+//!    `<!-- numbers:NAME:end -->`: `run` (when, where, with what command) and one table per
+//!    entry of [`TABLES`]. The prose and the goals around them are written by hand.
+//!
+//! `--quick` (one round unless `--rounds` is given, short measurements) checks that the tool
+//! works; its numbers are not for the page.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use benches::workers::{Program, REQUEST, RawPipe, Worker};
+use rustix::thread::{CpuSet, sched_getcpu, sched_setaffinity};
+use rustix::time::{ClockId, clock_gettime};
+use tokio::runtime::Builder;
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// One round's results by id (`group/name`), in nanoseconds: criterion's median time per
+/// iteration, or the pinned comparison's time per call.
+type Numbers = BTreeMap<String, f64>;
+
+/// The command that fills the page.
+const COMMAND: &str = "cargo run -p benches --release --bin report";
+
+/// A group of rows in a table: the group (see [`TABLES`]) and its rows.
+type Group = (&'static str, &'static [&'static str]);
+
+/// The page's tables: the marker's name, and groups of rows. The group `""` is the one named
+/// by the marker, any other a group under it. A row is a result (`name`, the id
+/// `group/name`), one result over another (`a / b`, per round), or `prefix: slowest / fastest`
+/// (of the results `group/prefix/*`, per round). The columns are the rounds that have results
+/// in the table's groups, and the median of the rounds.
+#[rustfmt::skip]
+const TABLES: &[(&str, &[Group])] = &[
+    ("get_drop/uncontended", &[("", GET_DROP)]),
+    ("get_drop/contended_64_tasks_8_objects", &[("", GET_DROP)]),
+    ("get_drop/contended_1024_tasks_128_objects", &[("", GET_DROP)]),
+    ("get_drop/contended_short_hold_64_tasks_8_objects", &[("", GET_DROP)]),
+    ("scaling", &[
+        ("uncontended", &["pool-core/8", "pool-core/128", "pool-core/1024",
+            "pool-core: slowest / fastest"]),
+        ("contended_8_tasks_per_object", &["pool-core/8", "pool-core/128", "pool-core/1024",
+            "pool-core: slowest / fastest", "semaphore+mutex/8", "semaphore+mutex/128",
+            "semaphore+mutex/1024", "pool-core/8 / semaphore+mutex/8",
+            "pool-core/128 / semaphore+mutex/128", "pool-core/1024 / semaphore+mutex/1024"]),
+    ]),
+    ("subprocess", &[("cat", WORKER), ("python", WORKER)]),
+    ("subprocess/one_shot_true", &[("", &["command_pool", "bare_command",
+        "command_pool / bare_command"])]),
+    ("pipe_cpu", &[("cat", PIPE), ("python", PIPE)]),
+];
+
+/// The rows of each get+drop table.
+#[rustfmt::skip]
+const GET_DROP: &[&str] = &["pool-core", "deadpool", "bb8", "semaphore+mutex",
+    "pool-core / deadpool", "pool-core / bb8", "semaphore+mutex / deadpool"];
+
+/// The rows of each worker in the `subprocess` table.
+#[rustfmt::skip]
+const WORKER: &[&str] = &["warm_call", "raw_pipe", "spawn_per_job",
+    "warm_call / raw_pipe", "spawn_per_job / warm_call"];
+
+/// The rows of each worker in the pinned comparison, per call: CPU time of this process and
+/// the worker, of this process only (`own`), and wall time.
+#[rustfmt::skip]
+const PIPE: &[&str] = &["raw pipe", "pool call", "pool call / raw pipe",
+    "pool call, own / raw pipe, own", "pool call, wall / raw pipe, wall"];
+
+/// Runs the benches and fills the page's tables (see the crate docs).
+fn main() -> Result<()> {
+    if cfg!(debug_assertions) {
+        return Err(format!("build the report with --release: `{COMMAND}`").into());
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|arg| arg == "--quick");
+    let rounds = match args.iter().position(|arg| arg == "--rounds") {
+        Some(i) => args.get(i + 1).ok_or("--rounds needs a number")?.parse()?,
+        None if quick => 1,
+        None => 3,
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = root.join("docs/benchmarks.md");
+    let page = std::fs::read_to_string(&doc)?;
+    fill(&page, &tables(String::new(), &[])?)?; // Fails now if a marker is missing.
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for round in 1..=rounds {
+        results.push(criterion_round(&root, round, rounds, quick)?);
+    }
+    let sh = |script: &str| sh(&root, script);
+    let cpus = std::thread::available_parallelism()?; // Before pinning.
+    results.extend(pinned(quick)?);
+    let extra: String = args.iter().map(|arg| format!(" {arg}")).collect();
+    let run = format!(
+        "|  |  |\n| --- | --- |\n| date | {} |\n| commit | {} |\n| command | `{COMMAND}{}` |\n\
+         | CPUs | {cpus} ({}) |\n| compiler | {} |\n| run time | {:.1} min |\n",
+        sh("date -u '+%Y-%m-%d %H:%M UTC'"),
+        sh("git describe --always --dirty=' + uncommitted changes'"),
+        extra.replacen(' ', " -- ", 1),
+        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+        sh("rustc --version"),
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    let tables = tables(run, &results)?;
+    std::fs::write(&doc, fill(&page, &tables)?)?;
+    println!("report: wrote docs/benchmarks.md");
+    Ok(())
+}
+
+/// One criterion round: `cargo bench` (into this binary's target directory and profile, so
+/// nothing is built twice), then the medians it wrote.
+fn criterion_round(root: &Path, round: usize, rounds: usize, quick: bool) -> Result<Numbers> {
+    let benches = ["get_drop", "scaling", "subprocess"];
+    let benches = &benches[..2 + usize::from(round == 1)];
+    eprintln!("report: criterion round {round} of {rounds}: {benches:?}");
+    // This binary is `<target dir>/release/report`.
+    let exe = std::env::current_exe()?;
+    let target = exe.parent().and_then(Path::parent).ok_or("no target dir")?;
+    let home = target.join("criterion");
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
+    command.current_dir(root).env("CRITERION_HOME", &home);
+    command.args("bench --profile release -p benches --target-dir".split(' '));
+    command.arg(target);
+    for bench in benches {
+        command.args(["--bench", bench]);
+    }
+    command.arg("--");
+    if quick {
+        command.args("--warm-up-time 0.1 --measurement-time 0.3".split(' '));
+    }
+    let since = SystemTime::now();
+    if !command.status()?.success() {
+        return Err("cargo bench failed".into());
+    }
+    let mut numbers = Numbers::new();
+    read_estimates(&home, since, &mut numbers)?;
+    Ok(numbers)
+}
+
+/// Reads the median of every `new/estimates.json` under `dir` written since `since`, under
+/// the bench id in the `benchmark.json` beside it.
+fn read_estimates(dir: &Path, since: SystemTime, numbers: &mut Numbers) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let json = |file: &str| -> Result<serde_json::Value> {
+            Ok(serde_json::from_slice(&std::fs::read(path.join(file))?)?)
+        };
+        let estimates = path.join("estimates.json");
+        if path.ends_with("new") && estimates.exists() && estimates.metadata()?.modified()? >= since
+        {
+            let (benchmark, estimates) = (json("benchmark.json")?, json("estimates.json")?);
+            let id = benchmark["full_id"].as_str().ok_or("no full_id")?;
+            let median = estimates["median"]["point_estimate"].as_f64();
+            numbers.insert(id.to_owned(), median.ok_or("no median")?);
+        } else if path.is_dir() {
+            read_estimates(&path, since, numbers)?;
+        }
+    }
+    Ok(())
+}
+
+/// A warm pool call against a hand-written raw pipe round trip to the same program, per
+/// repeat: `pipe_cpu/<worker>/<side>` as [`PIPE`] names them, per call.
+///
+/// Pinned to one CPU (before the runtime and the workers start, as they inherit it), so this
+/// process and both workers share it: unpinned, a round trip's cost depends on which vCPU the
+/// worker wakes on, and on a VM the ratio swings several-fold from run to run. The two sides
+/// run in alternating batches, the order swapped every batch, so noise hits both alike. CPU
+/// time is this process's (`CLOCK_PROCESS_CPUTIME_ID`, all threads) plus the worker's (its
+/// threads' `/proc/<pid>/task/*/schedstat`), as `getrusage` only counts children that exited.
+fn pinned(quick: bool) -> Result<Vec<Numbers>> {
+    let mut one = CpuSet::new();
+    one.set(sched_getcpu());
+    sched_setaffinity(None, &one)?;
+    eprintln!("report: pool call vs raw pipe in CPU time, pinned to one CPU");
+    let runtime = Builder::new_current_thread().enable_all().build()?;
+    let mut pinned = vec![Numbers::new(); if quick { 2 } else { 5 }];
+    for worker in Worker::ALL {
+        let (batches, batch) = match (quick, worker) {
+            (true, _) => (4, 50),
+            (false, Worker::Cat) => (20, 1_000),
+            (false, Worker::Python) => (10, 300),
+        };
+        let (program, expected) = (worker.program()?, worker.expected_reply(REQUEST));
+        let clock = Instant::now();
+        let spent = |pid: u32| -> Result<[Duration; 3]> {
+            let own = clock_gettime(ClockId::ProcessCPUTime);
+            let own = Duration::new(own.tv_sec as u64, own.tv_nsec as u32);
+            Ok([own + worker_cpu(pid)?, own, clock.elapsed()])
+        };
+        runtime.block_on(async {
+            let pool = program.warm_pool().await?;
+            let mut raw = RawPipe::start(&program)?;
+            assert_eq!(raw.round_trip(REQUEST).await?, expected);
+            let pids = [raw.pid(), Program::worker_pid(&pool).await?];
+            for numbers in &mut pinned {
+                let mut sides = [[Duration::ZERO; 3]; 2];
+                for side in (0..batches).flat_map(|n| [n % 2, 1 - n % 2]) {
+                    let before = spent(pids[side])?;
+                    for _ in 0..batch {
+                        if side == 0 {
+                            assert_eq!(raw.round_trip(REQUEST).await?, expected);
+                        } else {
+                            assert_eq!(pool.call(REQUEST.to_owned()).await?, expected);
+                        }
+                    }
+                    let after = spent(pids[side])?;
+                    (0..3).for_each(|i| sides[side][i] += after[i] - before[i]);
+                }
+                for (side, times) in ["raw pipe", "pool call"].into_iter().zip(sides) {
+                    for (what, time) in ["", ", own", ", wall"].into_iter().zip(times) {
+                        let ns = time.as_secs_f64() * 1e9 / (batches * batch) as f64;
+                        numbers.insert(format!("pipe_cpu/{}/{side}{what}", worker.name()), ns);
+                    }
+                }
+            }
+            // The same worker served every pool call: no restart was measured.
+            assert_eq!(Program::worker_pid(&pool).await?, pids[1]);
+            pool.shutdown(Duration::from_secs(1)).await;
+            Ok::<_, Box<dyn Error>>(())
+        })?;
+    }
+    Ok(pinned)
+}
+
+/// CPU time used so far by the live process `pid`, all threads together.
+fn worker_cpu(pid: u32) -> Result<Duration> {
+    let mut nanos = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let schedstat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+        let (on_cpu, _) = schedstat.split_once(' ').unwrap_or_default();
+        nanos += on_cpu.parse::<u64>()?;
+    }
+    Ok(Duration::from_nanos(nanos))
+}
+
+/// Every table of the page by marker name: `run`, then those of [`TABLES`].
+fn tables(run: String, results: &[Numbers]) -> Result<Vec<(String, String)>> {
+    let mut tables = vec![("run".to_owned(), run)];
+    for (marker, groups) in TABLES {
+        let prefix = |group: &str| format!("{marker}/{group}/").replace("//", "/");
+        let has_results = |numbers: &&Numbers| numbers.keys().any(|id| id.starts_with(&prefix("")));
+        let rounds: Vec<&Numbers> = results.iter().filter(has_results).collect();
+        let mut head: Vec<String> = (1..=rounds.len()).map(|n| format!("round {n}")).collect();
+        head.extend((rounds.len() > 1).then(|| "median".into()));
+        let rule = " --- |".repeat(head.len() + 1);
+        let mut table = format!("|  | {} |\n|{rule}\n", head.join(" | "));
+        for (group, row) in groups
+            .iter()
+            .flat_map(|(g, rows)| rows.iter().map(move |r| (g, r)))
+        {
+            let show: fn(f64) -> String = if row.contains(" / ") { ratio } else { time };
+            let values = rounds
+                .iter()
+                .map(|numbers| value(&prefix(group), row, numbers));
+            let values = values.collect::<Result<Vec<f64>>>()?;
+            let mut line: Vec<String> = values.iter().map(|value| show(*value)).collect();
+            line.extend((values.len() > 1).then(|| show(median(values))));
+            let label = if group.is_empty() {
+                row.to_string()
+            } else {
+                format!("{group}: {row}")
+            };
+            table.push_str(&format!("| {label} | {} |\n", line.join(" | ")));
+        }
+        tables.push((marker.to_string(), table));
+    }
+    Ok(tables)
+}
+
+/// What `row` (see [`TABLES`]) of the group `prefix` says in one round.
+fn value(prefix: &str, row: &str, numbers: &Numbers) -> Result<f64> {
+    if let Some(name) = row.strip_suffix(": slowest / fastest") {
+        let prefix = format!("{prefix}{name}/");
+        let times = numbers.iter().filter(|(id, _)| id.starts_with(&prefix));
+        let times: Vec<f64> = times.map(|(_, ns)| *ns).collect();
+        let (min, max) = times
+            .iter()
+            .fold((f64::MAX, 0.0), |(a, b), &ns| (ns.min(a), ns.max(b)));
+        let spread = (!times.is_empty()).then(|| max / min);
+        return spread.ok_or_else(|| format!("no results {prefix}*").into());
+    }
+    let get = |name| {
+        numbers
+            .get(&format!("{prefix}{name}"))
+            .ok_or(format!("no {name}"))
+    };
+    Ok(match row.split_once(" / ") {
+        Some((a, b)) => get(a)? / get(b)?,
+        None => *get(row)?,
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    (values[(values.len() - 1) / 2] + values[values.len() / 2]) / 2.0
+}
+
+/// A time given in nanoseconds, in a unit that keeps three significant digits.
+fn time(ns: f64) -> String {
+    match ns {
+        ..1e3 => format!("{ns:.1} ns"),
+        ..1e6 => format!("{:.2} µs", ns / 1e3),
+        _ => format!("{:.2} ms", ns / 1e6),
+    }
+}
+
+/// `0.27x`, `812x`.
+fn ratio(value: f64) -> String {
+    format!("{:.*}x", if value < 100.0 { 2 } else { 0 }, value)
+}
+
+/// `page` with the lines between each table's markers replaced by the table.
+fn fill(page: &str, tables: &[(String, String)]) -> Result<String> {
+    let mut page = page.to_owned();
+    for (name, table) in tables {
+        let begin = format!("<!-- numbers:{name}:begin -->\n");
+        let end = format!("<!-- numbers:{name}:end -->");
+        let missing = || format!("no {begin:?} ... {end:?} on the page");
+        let (before, rest) = page.split_once(&begin).ok_or_else(missing)?;
+        let (_, after) = rest.split_once(&end).ok_or_else(missing)?;
+        page = format!("{before}{begin}\n{table}\n{end}{after}");
+    }
+    Ok(page)
+}
+
+/// The trimmed output of `script` run by `sh` in `dir`, or `unknown`.
+fn sh(dir: &Path, script: &str) -> String {
+    let mut sh = Command::new("sh");
+    match sh.args(["-c", script]).current_dir(dir).output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().into(),
+        _ => "unknown".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fill_rewrites_only_between_markers() {
+        let page = "a\n<!-- numbers:x:begin -->\nold\n<!-- numbers:x:end -->\nb\n";
+        let tables = [("x".to_owned(), "| new |\n".to_owned())];
+        let filled = super::fill(page, &tables).unwrap();
+        assert_eq!(
+            filled,
+            "a\n<!-- numbers:x:begin -->\n\n| new |\n\n<!-- numbers:x:end -->\nb\n"
+        );
+        assert_eq!(super::fill(&filled, &tables).unwrap(), filled);
+        assert!(super::fill("a\n", &tables).is_err());
+    }
+}
