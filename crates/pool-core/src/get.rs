@@ -250,6 +250,7 @@ impl<M: Manager> Get<'_, M> {
 
 /// When a hook started `now` must end: `recycle_timeout` from now, or the caller's own
 /// deadline if that comes first.
+#[inline]
 fn hook_deadline(
     config: &PoolConfig,
     caller: Option<Instant>,

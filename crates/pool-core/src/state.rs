@@ -179,6 +179,7 @@ impl<T, E> State<T, E> {
         })
     }
 
+    #[inline]
     fn pop_idle(&mut self, mode: QueueMode) -> Option<Box<Entry<T>>> {
         match mode {
             QueueMode::Lifo => self.idle.pop_back(),

@@ -53,22 +53,18 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let shared = self.shared;
         let Some((key, since)) = self.waiting else {
-            let config = &shared.config;
-            let may_wait = self.mode == Mode::Wait;
-            let look =
-                shared
-                    .lock()
-                    .look(may_wait, config.queue_mode, config.max_waiting, cx.waker());
-            return match look {
-                FirstLook::Idle {
-                    entry,
-                    below_min_idle,
-                } => {
-                    if below_min_idle {
-                        shared.maintenance_signal.notify_one();
-                    }
-                    Poll::Ready(Ok(Found::Idle(entry)))
+            let mut state = shared.lock();
+            if let Some((entry, below_min_idle)) = state.look_idle(&shared.config) {
+                drop(state);
+                if below_min_idle {
+                    shared.maintenance_signal.notify_one();
                 }
+                return Poll::Ready(Ok(Found::Idle(entry)));
+            }
+            let may_wait = self.mode == Mode::Wait;
+            let look = state.look_further(may_wait, &shared.config, cx.waker());
+            drop(state);
+            return match look {
                 FirstLook::CreateSlot => Poll::Ready(Ok(Found::CreateSlot)),
                 FirstLook::Queued(key) => {
                     self.waiting = Some((key, Instant::now()));

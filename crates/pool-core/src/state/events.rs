@@ -10,20 +10,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{AfterUnlock, State};
-use crate::config::{PoolConfig, QueueMode};
+use crate::config::PoolConfig;
 use crate::deadline;
 use crate::entry::Entry;
 use crate::leak::LeakReport;
 use crate::metrics::DestroyReason;
 use crate::waiters::{Grant, WaiterKey};
 
-/// What a caller's first look found.
-pub(crate) enum FirstLook<T> {
-    /// An idle object, taken off the list. `below_min_idle`: maintenance should top up.
-    Idle {
-        entry: Box<Entry<T>>,
-        below_min_idle: bool,
-    },
+/// What a caller's first look found, when no idle object was there for it.
+pub(crate) enum FirstLook {
     /// A slot reserved for this caller to create in.
     CreateSlot,
     /// Nothing: the caller is queued under this key.
@@ -61,31 +56,35 @@ pub(crate) struct MaintenancePlan {
 }
 
 impl<T, E> State<T, E> {
-    /// A caller's first look, in one lock: take an idle object, reserve a slot to create
-    /// in, or queue (when `may_wait`, and `max_waiting` allows).
-    #[inline]
-    pub(crate) fn look(
+    /// A caller's first look, first half (the common case): an idle object, unless the
+    /// pool is closed, with whether maintenance should top up `min_idle` after it.
+    #[inline(always)]
+    pub(crate) fn look_idle(&mut self, config: &PoolConfig) -> Option<(Box<Entry<T>>, bool)> {
+        if self.closed {
+            return None;
+        }
+        let entry = self.pop_idle(config.queue_mode)?;
+        // `min_idle` is what stays ready beside what is in use: top it up.
+        Some((entry, self.idle.len() < self.min_idle))
+    }
+
+    /// A caller's first look, second half, in the same lock when nothing was idle: reserve
+    /// a slot to create in, or queue (when `may_wait`, and `max_waiting` allows).
+    pub(crate) fn look_further(
         &mut self,
         may_wait: bool,
-        queue_mode: QueueMode,
-        max_waiting: Option<usize>,
+        config: &PoolConfig,
         waker: &Waker,
-    ) -> FirstLook<T> {
+    ) -> FirstLook {
         if self.closed {
             return FirstLook::Closed;
-        }
-        if let Some(entry) = self.pop_idle(queue_mode) {
-            // `min_idle` is what stays ready beside what is in use: top it up.
-            let below_min_idle = self.idle.len() < self.min_idle;
-            return FirstLook::Idle {
-                entry,
-                below_min_idle,
-            };
         }
         if self.try_reserve_create(may_wait) {
             return FirstLook::CreateSlot;
         }
-        let queue_full = max_waiting.is_some_and(|max| self.waiters.len() >= max);
+        let queue_full = config
+            .max_waiting
+            .is_some_and(|max| self.waiters.len() >= max);
         if !may_wait || queue_full {
             return FirstLook::Exhausted;
         }

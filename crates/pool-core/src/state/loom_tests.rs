@@ -28,7 +28,7 @@ use loom::thread;
 use tokio::time::Instant;
 
 use super::{AfterUnlock, Collected, FirstLook, State};
-use crate::config::{PoolConfig, QueueMode};
+use crate::config::PoolConfig;
 use crate::entry::Entry;
 use crate::waiters::WaiterKey;
 
@@ -199,7 +199,7 @@ fn check_out(shared: &Shared, n: usize) -> Vec<Box<Entry<u64>>> {
     let mut after = AfterUnlock::new();
     let objects = (0..n)
         .map(|_| {
-            let look = state.look(true, QueueMode::Lifo, None, Waker::noop());
+            let look = state.look_further(true, &shared.config, Waker::noop());
             assert!(matches!(look, FirstLook::CreateSlot));
             create(&mut state, &shared.config, &mut after).unwrap()
         })
@@ -214,7 +214,7 @@ fn queue_waiter(shared: &Shared) -> WaiterKey {
         .state
         .lock()
         .unwrap()
-        .look(true, QueueMode::Lifo, None, Waker::noop());
+        .look_further(true, &shared.config, Waker::noop());
     match look {
         FirstLook::Queued(key) => key,
         _ => panic!("expected to queue"),
@@ -392,7 +392,7 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
             told => {
                 assert_eq!(told, Some(Told::GaveUp));
                 assert_eq!(state.size, 0);
-                let newcomer = state.look(true, QueueMode::Lifo, None, Waker::noop());
+                let newcomer = state.look_further(true, &shared.config, Waker::noop());
                 assert!(
                     matches!(newcomer, FirstLook::CreateSlot),
                     "the pool stayed paused"
