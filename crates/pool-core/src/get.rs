@@ -15,7 +15,7 @@ use crate::config::PoolConfig;
 use crate::deadline;
 use crate::entry::Entry;
 use crate::error::{PoolError, TimeoutKind};
-use crate::guards::{Checkout, CreateSlotGuard};
+use crate::guards::{CreateSlotGuard, Readying};
 use crate::manager::Manager;
 use crate::metrics::DestroyReason;
 use crate::object::Object;
@@ -192,8 +192,8 @@ impl<M: Manager> Get<'_, M> {
         self.progress.phase = TimeoutKind::Recycle;
         let shared = self.shared;
         let deadline = self.deadline;
-        let mut checkout = Checkout::for_caller(shared, entry);
-        let Some(entry) = checkout.entry_mut() else {
+        let mut readying = Readying::for_caller(shared, entry);
+        let Some(entry) = readying.entry_mut() else {
             return Ready::Rejected { kept_slot: false };
         };
         entry.meta.times_used += 1;
@@ -205,7 +205,7 @@ impl<M: Manager> Get<'_, M> {
         if let Some(read) = now {
             if entry.is_expired(read) {
                 return Ready::Rejected {
-                    kept_slot: checkout.reject_keeping_slot(DestroyReason::Lifetime),
+                    kept_slot: readying.reject_keeping_slot(DestroyReason::Lifetime),
                 };
             }
             let idle_for = read.saturating_duration_since(entry.meta.last_used);
@@ -217,7 +217,7 @@ impl<M: Manager> Get<'_, M> {
                 let bound = hook_deadline(config, deadline, now);
                 if let Err(failure) = within(bound, check).await {
                     return fail(
-                        &mut checkout,
+                        &mut readying,
                         failure,
                         deadline,
                         &mut self.progress,
@@ -231,14 +231,14 @@ impl<M: Manager> Get<'_, M> {
         let recycle = shared.manager.recycle(&mut entry.object, &entry.meta);
         if let Err(failure) = within(hook_deadline(config, deadline, now), recycle).await {
             return fail(
-                &mut checkout,
+                &mut readying,
                 failure,
                 deadline,
                 &mut self.progress,
                 DestroyReason::RecycleFailed,
             );
         }
-        match checkout.release() {
+        match readying.release() {
             Some(entry) => {
                 shared.recycled.increment();
                 Ready::Object(entry)
@@ -294,7 +294,7 @@ async fn within<E>(
 /// A hook failed or timed out during a caller's checkout: destroy the object, and tell
 /// whether the caller's own deadline is what ran out.
 fn fail<M: Manager>(
-    checkout: &mut Checkout<'_, M>,
+    readying: &mut Readying<'_, M>,
     failure: Option<M::Error>,
     deadline: Option<Instant>,
     progress: &mut Progress<M::Error>,
@@ -304,7 +304,7 @@ fn fail<M: Manager>(
         failure.is_none() && deadline.is_some_and(|deadline| Instant::now() >= deadline);
     if caller_out_of_time {
         // Cut short by the caller's deadline, not failed: untrusted, but not a failure.
-        checkout.reject(DestroyReason::Abandoned);
+        readying.reject(DestroyReason::Abandoned);
         return Ready::DeadlinePassed;
     }
     match &failure {
@@ -314,7 +314,7 @@ fn fail<M: Manager>(
         Some(error) => tracing::debug!(target: "pool_core", %error, "recycle failed"),
         None => tracing::debug!(target: "pool_core", ?reason, "hook timed out"),
     }
-    let kept_slot = checkout.reject_keeping_slot(reason);
+    let kept_slot = readying.reject_keeping_slot(reason);
     if let Some(error) = failure {
         progress.last_error = Some(Arc::new(error));
     }

@@ -33,14 +33,14 @@ impl<M: Manager> Drop for CreateSlotGuard<'_, M> {
 /// Holds an object taken from the idle list while a hook readies or checks it. An object
 /// still here when the guard drops (its `get` or check was cancelled, or panicked) is
 /// destroyed as abandoned, since it may be half-recycled.
-pub(crate) struct Checkout<'a, M: Manager> {
+pub(crate) struct Readying<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
     entry: Option<Box<Entry<M::Object>>>,
     /// Taken aside by maintenance (counted in `checking`) rather than for a caller.
     background: bool,
 }
 
-impl<'a, M: Manager> Checkout<'a, M> {
+impl<'a, M: Manager> Readying<'a, M> {
     pub(crate) fn for_caller(shared: &'a Arc<Shared<M>>, entry: Box<Entry<M::Object>>) -> Self {
         Self {
             shared,
@@ -72,29 +72,29 @@ impl<'a, M: Manager> Checkout<'a, M> {
 
     /// Destroys the object, counting why; its slot is freed.
     pub(crate) fn reject(&mut self, reason: DestroyReason) {
-        self.discard(reason, false);
+        self.destroy_object(reason, false);
     }
 
     /// Destroys the object, counting why, and keeps its slot for the caller to create in
     /// when a create may start now, so a caller whose object failed does not lose its
     /// turn to those queued behind it. Returns whether the slot was kept.
     pub(crate) fn reject_keeping_slot(&mut self, reason: DestroyReason) -> bool {
-        self.discard(reason, true)
+        self.destroy_object(reason, true)
     }
 
     #[inline(never)]
-    fn discard(&mut self, reason: DestroyReason, keep_slot: bool) -> bool {
+    fn destroy_object(&mut self, reason: DestroyReason, keep_slot: bool) -> bool {
         let Some(entry) = self.entry.take() else {
             return false;
         };
         let background = self.background;
         self.shared.with_state(|state, after| {
-            state.checkout_rejected(entry.object, reason, background, keep_slot, after)
+            state.readying_rejected(entry.object, reason, background, keep_slot, after)
         })
     }
 }
 
-impl<M: Manager> Drop for Checkout<'_, M> {
+impl<M: Manager> Drop for Readying<'_, M> {
     #[inline]
     fn drop(&mut self) {
         // Almost always released already; the check stays inline, the rest out of line.

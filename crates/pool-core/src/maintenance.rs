@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::deadline;
 use crate::entry::Entry;
-use crate::guards::Checkout;
+use crate::guards::Readying;
 use crate::leak;
 use crate::manager::Manager;
 use crate::metrics::DestroyReason;
@@ -132,8 +132,8 @@ impl<M: Manager> Shared<M> {
     /// Health-checks one idle object off every caller's path; it goes back (to a waiter
     /// first) if it passes and is destroyed if it fails, times out or panics.
     async fn check_in_background(self: &Arc<Self>, entry: Box<Entry<M::Object>>) {
-        let mut checkout = Checkout::for_background_check(self, entry);
-        let Some(entry) = checkout.entry_mut() else {
+        let mut readying = Readying::for_background_check(self, entry);
+        let Some(entry) = readying.entry_mut() else {
             return;
         };
         let check = self.manager.health_check(&mut entry.object, &entry.meta);
@@ -144,7 +144,7 @@ impl<M: Manager> Shared<M> {
                     .config
                     .health_check_interval
                     .map(|interval| deadline::after(Instant::now(), interval));
-                if let Some(entry) = checkout.release() {
+                if let Some(entry) = readying.release() {
                     self.with_state(|state, after| state.check_passed(entry, after));
                 }
             }
@@ -158,7 +158,7 @@ impl<M: Manager> Shared<M> {
                     }
                     _ => tracing::warn!(target: "pool_core", "background health check panicked"),
                 }
-                checkout.reject(DestroyReason::HealthCheckFailed);
+                readying.reject(DestroyReason::HealthCheckFailed);
             }
         }
     }

@@ -85,7 +85,7 @@ impl<M: Manager> Object<M> {
             .entry
             .take()
             .expect("an Object always holds its entry until taken");
-        this.shared.forget_object(entry.meta.id);
+        this.shared.object_taken(entry.meta.id);
         entry.object
     }
 

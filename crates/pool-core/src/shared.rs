@@ -250,7 +250,7 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Frees the slot of an object given away with `Object::take`.
-    pub(crate) fn forget_object(self: &Arc<Self>, id: u64) {
+    pub(crate) fn object_taken(self: &Arc<Self>, id: u64) {
         let loan_end = self.config.leak_threshold.map(|_| Instant::now());
         self.with_state(|state, after| state.taken(id, loan_end, after));
     }

@@ -306,7 +306,7 @@ impl<T, E> State<T, E> {
 
     /// Destroys a counted object: frees its slot and queues the `destroy` hook.
     fn retire(&mut self, object: T, reason: DestroyReason, after: &mut AfterUnlock<T>) {
-        self.discard(object, reason, after);
+        self.queue_destroy(object, reason, after);
         self.free_slot(after);
     }
 
@@ -319,7 +319,7 @@ impl<T, E> State<T, E> {
         reason: DestroyReason,
         after: &mut AfterUnlock<T>,
     ) -> bool {
-        self.discard(object, reason, after);
+        self.queue_destroy(object, reason, after);
         // With idle objects left the caller simply takes one; nobody waits then.
         let fits = self.size <= self.max_size;
         if self.idle.is_empty() && fits && self.can_start_create() {
@@ -331,7 +331,8 @@ impl<T, E> State<T, E> {
         }
     }
 
-    fn discard(&mut self, object: T, reason: DestroyReason, after: &mut AfterUnlock<T>) {
+    /// Counts why `object` goes and queues its `destroy` (its slot is the caller's to free).
+    fn queue_destroy(&mut self, object: T, reason: DestroyReason, after: &mut AfterUnlock<T>) {
         self.metrics.destroyed_by.count(reason);
         self.destroying += 1;
         after.destroy.push((object, reason));

@@ -248,7 +248,7 @@ impl<T, E> State<T, E> {
     /// An object taken off the idle list to be readied or checked is destroyed for
     /// `reason`. With `keep_slot`, its slot becomes the caller's create slot when a create
     /// may start now (returned `true`), so the caller does not lose its turn.
-    pub(crate) fn checkout_rejected(
+    pub(crate) fn readying_rejected(
         &mut self,
         object: T,
         reason: DestroyReason,
