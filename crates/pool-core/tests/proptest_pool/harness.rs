@@ -1,6 +1,11 @@
-// The harness: the pool, what the test holds, and the model beside it.
+// The harness: the pool, what the test holds, and the checks of each operation.
 
-use std::collections::HashSet;
+mod checks;
+mod polling;
+
+use checks::*;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -8,76 +13,106 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use pool_core::{Object, Pool, PoolConfig, PoolError, QueueMode, ShutdownReport, TimeoutKind};
+use pool_core::{DestroyedBy, TimeoutKind};
+use pool_core::{Metrics, Object, Pool, PoolConfig, PoolError, QueueMode, ShutdownReport, Status};
 use proptest::test_runner::TestCaseError;
 use proptest::{prop_assert, prop_assert_eq};
 use tokio::runtime::Runtime;
 use tokio::time::Instant;
 
-use crate::backoff_log::BackoffLog;
-use crate::manager::FaultyManager;
-use crate::model::{At, MMetrics, Model};
-use crate::ops::{Op, Outcome, Seen, Setup};
+use crate::manager::{End, FaultyManager, Hook, as_caller};
+use crate::ops::{Op, Outcome, Setup};
+
+pub(crate) type Step = Result<(), TestCaseError>;
 
 type GetResult = Result<Object<FaultyManager>, PoolError<io::Error>>;
 
 struct PendingGet {
+    key: u64,
     future: Pin<Box<dyn Future<Output = GetResult>>>,
     deadline: Option<Instant>,
     is_try: bool,
 }
 
-impl PendingGet {
-    /// Polls once; `Err` if the poll panicked (the future is then done).
-    fn poll(&mut self) -> Result<Poll<GetResult>, ()> {
-        let future = &mut self.future;
-        catch_unwind(AssertUnwindSafe(|| {
-            future
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()))
-        }))
-        .map_err(drop)
-    }
+type PendingShutdown = (Pin<Box<dyn Future<Output = ShutdownReport>>>, Instant);
+
+/// What the test knows of an object from the outside.
+struct Obj {
+    created: Instant,
+    /// When it last went back to the pool (or was created): `ObjectMeta::last_used`.
+    idle_since: Instant,
+    /// Times handed out.
+    uses: usize,
+    broken: bool,
+    /// Out when `evict_all` ran: destroyed when it comes back.
+    stale: bool,
 }
 
-type PendingShutdown = Pin<Box<dyn Future<Output = ShutdownReport>>>;
+/// Where a pending `get` stands in the waiter queue, as the contract lets the test know it.
+enum Start {
+    Get,
+    Timeout(u64),
+    Try,
+}
 
-fn poll_shutdown(shutdown: &mut PendingShutdown) -> Option<(usize, usize)> {
-    match shutdown
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(report) => Some((report.still_out, report.still_destroying)),
-        Poll::Pending => None,
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Queued and not served yet.
+    Queued,
+    /// Served (an object, a create slot or `Closed`), not polled since.
+    Granted,
+    /// In a hook (a hanging create, recycle or health check).
+    Busy(Hook),
+    New,
 }
 
 pub(crate) struct Harness<'rt> {
     rt: &'rt Runtime,
     pool: Pool<FaultyManager>,
     manager: FaultyManager,
-    log: BackoffLog,
-    start: Instant,
-    setup: Setup,
+    pub(crate) setup: Setup,
     held: Vec<Object<FaultyManager>>,
     pending: Vec<PendingGet>,
     shutdowns: Vec<PendingShutdown>,
+    next_key: u64,
+    /// Keys of the gets without a deadline: a failure they got as `Backend` is theirs.
+    no_deadline: HashSet<u64>,
+    /// The waiter queue, longest waiting first (so `waiting == queue.len()`), and the gets
+    /// served from its front since they were last polled.
+    queue: VecDeque<u64>,
+    granted: HashSet<u64>,
+    objects: HashMap<u64, Obj>,
+    /// When each idle object was first seen idle (after it went back, or was made).
+    idle_seen: HashMap<u64, Instant>,
+    /// When an object last joined the idle list.
+    idle_changed: Instant,
     /// Ids given away with `Object::take`.
     taken: HashSet<u64>,
-    /// Ids that were checked out when `evict_all` ran: none may ever be handed out again.
-    evicted: HashSet<u64>,
     closed: bool,
+    /// A shrink or `evict_all` happened, so a finished refill may be evicted.
+    evictions: bool,
     /// How far `size` may still exceed `max_size`: set by a resize below what is checked
     /// out, and never allowed to grow back until the next resize.
     shrink_allowance: usize,
-    pub(crate) model: Model,
+    /// Timeouts seen, and recycled objects handed out.
+    timeouts: u64,
+    recycled: u64,
+    /// What this step must add to some `destroyed_by` counters.
+    expect: DestroyedBy,
+    metrics: Metrics,
 }
 
-pub(crate) type Step = Result<(), TestCaseError>;
+/// The state before a step.
+struct Before {
+    status: Status,
+    metrics: Metrics,
+    idle: Vec<u64>,
+}
 
 impl<'rt> Harness<'rt> {
-    pub(crate) fn new(rt: &'rt Runtime, setup: &Setup, log: BackoffLog) -> Self {
+    pub(crate) fn new(rt: &'rt Runtime, setup: &Setup) -> Self {
         let manager = FaultyManager::default();
+        manager.backend().max_concurrent_creates = setup.max_concurrent_creates;
         let ms = |t: Option<u64>| t.map(Duration::from_millis);
         let config = PoolConfig {
             max_size: setup.max_size,
@@ -97,30 +132,40 @@ impl<'rt> Harness<'rt> {
             max_uses: setup.max_uses,
             ..PoolConfig::default()
         };
+        let pool = Pool::builder(manager.clone())
+            .config(config)
+            .build()
+            .unwrap();
+        manager.backend().pool = Some(pool.clone());
         Self {
             rt,
-            pool: Pool::builder(manager.clone())
-                .config(config)
-                .build()
-                .unwrap(),
+            pool,
             manager,
-            log,
-            start: Instant::now(),
             setup: setup.clone(),
             held: Vec::new(),
             pending: Vec::new(),
             shutdowns: Vec::new(),
+            next_key: 0,
+            no_deadline: HashSet::new(),
+            queue: VecDeque::new(),
+            granted: HashSet::new(),
+            objects: HashMap::new(),
+            idle_seen: HashMap::new(),
+            idle_changed: Instant::now(),
             taken: HashSet::new(),
-            evicted: HashSet::new(),
             closed: false,
+            evictions: false,
             shrink_allowance: 0,
-            model: Model::new(setup),
+            timeouts: 0,
+            recycled: 0,
+            expect: DestroyedBy::default(),
+            metrics: Metrics::default(),
         }
     }
 
     /// Lets the runtime run what is ready (destroys, timers, maintenance, refills) without
     /// moving the paused clock: a yield keeps the runtime busy, so it never auto-advances.
-    fn settle(&self) {
+    pub(crate) fn settle(&self) {
         self.rt.block_on(async {
             for _ in 0..10 {
                 tokio::task::yield_now().await;
@@ -128,100 +173,63 @@ impl<'rt> Harness<'rt> {
         });
     }
 
-    /// One step: the pool, then the model, then every check.
+    fn before(&self) -> Before {
+        Before {
+            status: self.pool.status(),
+            metrics: self.pool.metrics(),
+            idle: self.idle_ids(),
+        }
+    }
+
+    /// One step, then every check.
     pub(crate) fn step(&mut self, op: &Op) -> Step {
-        let seen = self.apply(op)?;
+        let before = self.before();
+        self.expect = DestroyedBy::default();
+        self.apply(op, &before)?;
         self.settle();
-        self.model.pool.delays.extend(self.log.drain());
-        let predicted = self.model.apply(op, self.setup.wait_timeout_ms);
-        prop_assert_eq!(seen, predicted, "what {:?} did, vs the model", op);
-        self.model.pool.settle();
+        self.sync_queue()?;
+        self.check_destroys(op, &before)?;
         self.check()
     }
 
-    fn apply(&mut self, op: &Op) -> Result<Vec<Seen>, TestCaseError> {
-        let mut seen = Vec::new();
+    fn apply(&mut self, op: &Op, before: &Before) -> Step {
+        let s = &before.status;
+        let destroyed_by = |harness: &Self| harness.pool.metrics().destroyed_by;
         match *op {
-            Op::Get => {
-                let pool = self.pool.clone();
-                let deadline = self
-                    .setup
-                    .wait_timeout_ms
-                    .map(|t| Instant::now() + Duration::from_millis(t));
-                let future = Box::pin(async move { pool.get().await });
-                seen.push(self.start(future, deadline, false)?);
+            Op::Get => self.start_get(Start::Get, before)?,
+            Op::GetTimeout(ms) => self.start_get(Start::Timeout(ms), before)?,
+            Op::TryGet => self.start_get(Start::Try, before)?,
+            Op::DropObject(i) if !self.held.is_empty() => {
+                let object = self.held.remove(i % self.held.len());
+                self.drop_object(object, before)?;
             }
-            Op::GetTimeout(ms) => {
-                let pool = self.pool.clone();
-                let timeout = Duration::from_millis(ms);
-                let deadline = Some(Instant::now() + timeout);
-                let future = Box::pin(async move { pool.get_timeout(timeout).await });
-                seen.push(self.start(future, deadline, false)?);
+            Op::TakeObject(i) if !self.held.is_empty() => {
+                let conn = Object::take(self.held.remove(i % self.held.len()));
+                self.taken.insert(conn.id);
             }
-            Op::TryGet => {
-                let before = self.pool.status();
-                let destroyed = self.pool.metrics().destroyed;
-                let pool = self.pool.clone();
-                let future = Box::pin(async move { pool.try_get().await });
-                let outcome = self.start(future, None, true)?;
-                if outcome == Seen::Get(Outcome::Pending) {
-                    // `try_get` never queues: it can only be caught inside a hanging hook.
-                    let waiting = self.pool.status().waiting;
-                    prop_assert!(waiting <= before.waiting, "try_get queued");
-                }
-                if outcome == Seen::Get(Outcome::Exhausted) {
-                    // A free slot does not help while creates are paused (backoff) or
-                    // `max_concurrent_creates` are in flight, and an idle object destroyed
-                    // in this very call (failed its check or recycle, expired) was no use
-                    // either.
-                    let model = &self.model.pool;
-                    let slot_usable = before.size < before.max_size
-                        && before.creating < model.max_concurrent_creates
-                        && model.backoff_allows();
-                    let idle_failed = self.pool.metrics().destroyed > destroyed;
-                    prop_assert!(
-                        (before.idle == 0 || idle_failed) && !slot_usable,
-                        "try_get said Exhausted with an idle object or a free slot: {before:?}"
-                    );
-                }
-                seen.push(outcome);
+            Op::MarkBroken(i) if !self.held.is_empty() => {
+                let i = i % self.held.len();
+                self.held[i].broken = true;
+                self.obj(self.held[i].id).broken = true;
             }
-            Op::DropObject(i) => {
-                if !self.held.is_empty() {
-                    let i = i % self.held.len();
-                    drop(self.held.remove(i));
-                }
-            }
-            Op::TakeObject(i) => {
-                if !self.held.is_empty() {
-                    let i = i % self.held.len();
-                    let conn = Object::take(self.held.remove(i));
-                    self.taken.insert(conn.id);
-                }
-            }
-            Op::MarkBroken(i) => {
-                if !self.held.is_empty() {
-                    let i = i % self.held.len();
-                    self.held[i].broken = true;
-                }
-            }
-            Op::CancelPending(i) => {
-                if !self.pending.is_empty() {
-                    let i = i % self.pending.len();
-                    drop(self.pending.remove(i));
-                }
+            Op::CancelPending(i) if !self.pending.is_empty() => {
+                let get = self.pending.remove(i % self.pending.len());
+                self.queue.retain(|&key| key != get.key);
+                self.granted.remove(&get.key);
+                drop(get);
+                self.sync_queue()?;
             }
             Op::PollPending => {
-                self.poll_pending(&mut seen)?;
-                let mut still = Vec::new();
-                for mut shutdown in std::mem::take(&mut self.shutdowns) {
-                    let report = poll_shutdown(&mut shutdown);
-                    if report.is_none() {
-                        still.push(shutdown);
+                self.poll_pending()?;
+                for (mut shutdown, deadline) in std::mem::take(&mut self.shutdowns) {
+                    // Destroys have all run (the last step settled): the pool is clean
+                    // once nothing is out.
+                    let clean = self.pool.status().size == 0
+                        && self.pool.metrics().destroyed == before.metrics.destroyed;
+                    if !self.poll_shutdown(&mut shutdown, deadline, clean)? {
+                        self.shutdowns.push((shutdown, deadline));
                     }
-                    seen.push(Seen::Shutdown(report));
                 }
-                self.shutdowns = still;
             }
             Op::AdvanceClock(ms) => {
                 self.rt
@@ -234,165 +242,161 @@ impl<'rt> Harness<'rt> {
             Op::BackendUp => self.manager.backend().script.down = false,
             Op::Resize(n) => {
                 self.pool.resize(n).unwrap();
+                // Surplus idle objects go now, the rest as they come back.
+                let surplus = s.size.saturating_sub(n).min(s.idle);
+                let evicted = destroyed_by(self).evicted - before.metrics.destroyed_by.evicted;
+                prop_assert_eq!(evicted, surplus as u64, "resize({}) from {:?}", n, s);
                 let status = self.pool.status();
                 self.shrink_allowance = status.size.saturating_sub(status.max_size);
+                self.evictions |= n < s.max_size;
+                self.sync_queue()?;
             }
             Op::Retain => {
                 self.pool.retain(|conn, _| conn.id % 2 == 0);
                 let idle = self.idle_ids();
-                prop_assert!(idle.iter().all(|id| id % 2 == 0), "retain kept {idle:?}");
+                let even = before.idle.iter().copied().filter(|id| id % 2 == 0);
+                let even: Vec<u64> = even.collect();
+                prop_assert_eq!(&idle, &even, "retain kept, of {:?}", before.idle);
+                self.expect.retained_out = (before.idle.len() - even.len()) as u64;
             }
             Op::EvictAll => {
                 self.pool.evict_all();
-                self.evicted.extend(self.held.iter().map(|o| o.id));
                 prop_assert_eq!(self.pool.status().idle, 0, "evict_all left idle objects");
+                let evicted = destroyed_by(self).evicted - before.metrics.destroyed_by.evicted;
+                prop_assert_eq!(evicted, s.idle as u64, "evict_all destroyed, by evicted");
+                self.evictions = true;
+                // Every object alive is stale (the idle ones are gone already).
+                let created = self.manager.backend().created_at.len() as u64;
+                for id in 1..=created {
+                    self.obj(id).stale = true;
+                }
             }
             Op::Close => {
                 self.pool.close();
                 self.closed = true;
-                // Every queued get (or one holding an uncollected grant) is released with
-                // `Closed`; only a get inside a hanging hook may stay pending.
-                let waiting: Vec<bool> = self
-                    .model
-                    .pending
-                    .iter()
-                    .map(|get| matches!(get.at, At::Find { .. }))
-                    .collect();
-                // `check` keeps the model's pending gets in step with ours after every step.
-                self.poll_pending(&mut seen)?;
-                for (n, (outcome, was_waiting)) in seen.iter().zip(waiting).enumerate() {
-                    if was_waiting {
-                        prop_assert_eq!(
-                            outcome,
-                            &Seen::Get(Outcome::Closed),
-                            "queued get #{} was not released with Closed",
-                            n
-                        );
-                    }
-                }
+                let status = self.pool.status();
+                prop_assert_eq!((status.idle, status.waiting), (0, 0), "after close");
+                let closed = destroyed_by(self).closed - before.metrics.destroyed_by.closed;
+                prop_assert!(
+                    closed >= s.idle as u64,
+                    "close left idle objects undestroyed"
+                );
+                // Every queued get (or one served but not yet run) gets `Closed`.
+                self.sync_queue()?;
+                self.poll_pending()?;
             }
             Op::Shutdown(grace) => {
                 let pool = self.pool.clone();
+                let deadline = Instant::now() + Duration::from_millis(grace);
                 let grace = Duration::from_millis(grace);
-                let mut shutdown: PendingShutdown =
+                let mut shutdown: Pin<Box<dyn Future<Output = ShutdownReport>>> =
                     Box::pin(async move { pool.shutdown(grace).await });
                 self.closed = true;
-                let report = poll_shutdown(&mut shutdown);
-                if report.is_none() {
-                    self.shutdowns.push(shutdown);
+                if !self.poll_shutdown(&mut shutdown, deadline, false)? {
+                    self.shutdowns.push((shutdown, deadline));
                 }
-                seen.push(Seen::Shutdown(report));
+                self.sync_queue()?;
             }
+            Op::DropObject(_) | Op::TakeObject(_) | Op::MarkBroken(_) | Op::CancelPending(_) => {}
         }
-        Ok(seen)
-    }
-
-    /// Polls a new get once; keeps it if it is not done.
-    fn start(
-        &mut self,
-        future: Pin<Box<dyn Future<Output = GetResult>>>,
-        deadline: Option<Instant>,
-        is_try: bool,
-    ) -> Result<Seen, TestCaseError> {
-        let mut get = PendingGet {
-            future,
-            deadline,
-            is_try,
-        };
-        match get.poll() {
-            Ok(Poll::Ready(result)) => Ok(Seen::Get(self.collect(result, deadline, is_try)?)),
-            Ok(Poll::Pending) => {
-                prop_assert!(!self.closed, "a get on a closed pool did not fail at once");
-                self.pending.push(get);
-                Ok(Seen::Get(Outcome::Pending))
-            }
-            Err(()) => Ok(Seen::Get(Outcome::Panicked)),
-        }
-    }
-
-    fn poll_pending(&mut self, seen: &mut Vec<Seen>) -> Step {
-        let now = Instant::now();
-        let mut still = Vec::new();
-        for mut get in std::mem::take(&mut self.pending) {
-            match get.poll() {
-                Ok(Poll::Ready(result)) => {
-                    let outcome = self.collect(result, get.deadline, get.is_try)?;
-                    seen.push(Seen::Get(outcome));
-                }
-                Ok(Poll::Pending) => {
-                    // Timers fire on millisecond ticks; one tick of slack.
-                    if let Some(deadline) = get.deadline {
-                        prop_assert!(
-                            now < deadline + Duration::from_millis(1),
-                            "a get outlived its deadline by {:?}",
-                            now - deadline
-                        );
-                    }
-                    seen.push(Seen::Get(Outcome::Pending));
-                    still.push(get);
-                }
-                Err(()) => seen.push(Seen::Get(Outcome::Panicked)),
-            }
-        }
-        self.pending = still;
         Ok(())
     }
 
-    /// Checks a finished get's outcome and keeps the object.
-    fn collect(
-        &mut self,
-        result: GetResult,
-        deadline: Option<Instant>,
-        is_try: bool,
-    ) -> Result<Outcome, TestCaseError> {
-        let outcome = match result {
-            Ok(object) => {
-                let id = object.id;
-                prop_assert!(!self.closed, "object {id} handed out after close");
-                prop_assert!(!object.broken, "broken object {id} handed out again");
-                prop_assert!(
-                    !self.evicted.contains(&id),
-                    "evicted object {id} handed out"
-                );
-                self.held.push(object);
-                Outcome::Got(id)
-            }
-            Err(PoolError::Closed) => {
-                prop_assert!(self.closed, "Closed from an open pool");
-                Outcome::Closed
-            }
-            Err(PoolError::Exhausted) => {
-                prop_assert!(is_try, "Exhausted from a waiting get");
-                Outcome::Exhausted
-            }
-            // Without a deadline a failed create is returned at once; with one it is retried.
-            Err(PoolError::Backend(_)) => {
-                prop_assert!(
-                    deadline.is_none(),
-                    "Backend error from a get with a deadline"
-                );
-                Outcome::Backend
-            }
-            Err(PoolError::Timeout { kind, last_error }) => {
-                match deadline {
-                    Some(deadline) => prop_assert!(
-                        Instant::now() >= deadline,
-                        "timed out {:?} early",
-                        deadline - Instant::now()
-                    ),
-                    // Without a deadline, only `create_timeout` ends a get in a timeout.
-                    None => prop_assert!(
-                        kind == TimeoutKind::Create && self.setup.create_timeout_ms.is_some(),
-                        "Timeout {kind:?} from a get without a deadline"
-                    ),
-                }
-                Outcome::Timeout {
-                    kind,
-                    cause: last_error.is_some(),
-                }
-            }
+    fn obj(&mut self, id: u64) -> &mut Obj {
+        let created = self.manager.backend().created_at[id as usize - 1];
+        self.objects.entry(id).or_insert(Obj {
+            created,
+            idle_since: created,
+            uses: 0,
+            broken: false,
+            stale: false,
+        })
+    }
+
+    /// Returns an object and checks what the contract says becomes of it.
+    fn drop_object(&mut self, object: Object<FaultyManager>, before: &Before) -> Step {
+        let id = object.id;
+        let s = before.status;
+        let now = Instant::now();
+        let (max_uses, lifetime) = (self.setup.max_uses, self.setup.max_lifetime_ms);
+        let closed = self.closed;
+        let obj = self.obj(id);
+        let age = now - obj.created;
+        let (broken, used_up) = (obj.broken, max_uses.is_some_and(|max| obj.uses >= max));
+        let lifetime = lifetime.map(Duration::from_millis);
+        // The checks at return, in order: the reason it is destroyed for, `Some("")` if
+        // kept, `None` if its lifetime (cut by up to 5%) may or may not be over.
+        let reason = if broken {
+            Some("broken")
+        } else if used_up {
+            Some("max_uses")
+        } else if lifetime.is_some_and(|limit| age >= limit) {
+            Some("lifetime")
+        } else if lifetime.is_some_and(|limit| age >= limit * 19 / 20) {
+            None
+        } else if closed {
+            Some("closed")
+        } else if obj.stale || s.size > s.max_size {
+            Some("evicted")
+        } else {
+            Some("")
         };
-        Ok(outcome)
+        obj.idle_since = now;
+        if broken {
+            self.expect.broken += 1;
+        } else if used_up {
+            self.expect.max_uses += 1;
+        }
+        drop(object);
+        let after = self.pool.metrics();
+        let count = after.destroyed - before.metrics.destroyed;
+        let grew = reasons(&before.metrics.destroyed_by, &after.destroyed_by);
+        if let Some(reason) = reason {
+            let expected: Vec<&str> = [reason].into_iter().filter(|r| !r.is_empty()).collect();
+            prop_assert_eq!(grew, expected, "object {} returned at age {:?}", id, age);
+        }
+        if count == 0 {
+            // Kept: to the longest waiter if anyone waits, else back to the idle list.
+            let status = self.pool.status();
+            let idle = self.idle_ids();
+            if s.waiting > 0 {
+                prop_assert_eq!(status.waiting, s.waiting - 1, "object {} not handed on", id);
+                prop_assert!(!idle.contains(&id), "object {id} kept idle beside a waiter");
+            } else {
+                prop_assert!(idle.contains(&id), "object {id} returned but not idle");
+            }
+        }
+        self.sync_queue()
+    }
+
+    /// Polls a shutdown once; `true` if it finished.
+    fn poll_shutdown(
+        &mut self,
+        shutdown: &mut Pin<Box<dyn Future<Output = ShutdownReport>>>,
+        deadline: Instant,
+        clean: bool,
+    ) -> Result<bool, TestCaseError> {
+        let poll = shutdown
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        let late = Instant::now() >= deadline;
+        match poll {
+            Poll::Ready(report) => {
+                prop_assert!(
+                    report.is_clean() || late,
+                    "shutdown gave up early: {report:?}"
+                );
+                prop_assert_eq!(report.still_out, self.pool.status().size, "still_out");
+                Ok(true)
+            }
+            Poll::Pending => {
+                prop_assert!(
+                    !late && !clean,
+                    "shutdown outlived its grace, or a clean pool"
+                );
+                Ok(false)
+            }
+        }
     }
 
     /// The ids of the idle objects, read through `retain` with a predicate that keeps all.
@@ -404,167 +408,11 @@ impl<'rt> Harness<'rt> {
         });
         ids
     }
+}
 
-    /// The invariants and the model's predictions, checked after every step.
-    pub(crate) fn check(&mut self) -> Step {
-        self.settle();
-        let s = self.pool.status();
-        let m = self.pool.metrics();
-        let model = &self.model.pool;
-
-        // Occupancy adds up, and stays within max_size except right after a shrink.
-        prop_assert_eq!(s.size, s.idle + s.in_use + s.creating, "{:?}", s);
-        let over = s.size.saturating_sub(s.max_size);
-        prop_assert!(
-            over <= self.shrink_allowance,
-            "size above max_size without a shrink in progress: {s:?}, allowance {}",
-            self.shrink_allowance
-        );
-        self.shrink_allowance = over;
-        prop_assert!(
-            over == 0 || s.idle == 0,
-            "surplus kept idle after a shrink: {s:?}"
-        );
-
-        // Exact accounting. A create in flight holds a slot in `size` but is not in
-        // `created` yet, hence `size - creating` (equal to `size` when nothing is
-        // being created); destroys are counted when the pool starts them.
-        prop_assert_eq!(
-            m.created,
-            m.destroyed + m.taken + (s.size - s.creating) as u64,
-            "created != destroyed + taken + (size - creating): {:?} {:?}",
-            m,
-            s
-        );
-        prop_assert_eq!(m.taken, self.taken.len() as u64);
-        {
-            let backend = self.manager.backend();
-            prop_assert_eq!(m.created, backend.last_id, "metrics.created vs creates");
-            // Every destroy the pool started has run by now (settle yielded to it).
-            prop_assert_eq!(m.destroyed, backend.destroyed.len() as u64);
-        }
-
-        // Nobody waits while an object or a slot is free, except that a free slot may stay
-        // unused while `max_concurrent_creates` creates are in flight, while the pool backs
-        // off creates after a failure (the model knows exactly when), or while `min_idle`
-        // refills in flight cover every waiter (creates never outnumber demand).
-        if s.waiting > 0 {
-            prop_assert_eq!(s.idle, 0, "a waiter waits beside an idle object: {:?}", s);
-            prop_assert!(
-                s.size >= s.max_size
-                    || s.creating >= model.max_concurrent_creates
-                    || !model.backoff_allows()
-                    || model.refilling >= s.waiting,
-                "a waiter waits beside a free slot: {s:?}"
-            );
-        }
-
-        // Every object out is held here or sits in a pending get (an uncollected grant,
-        // a hanging hook), every create in flight that is not a `min_idle` refill belongs
-        // to a pending get, and each pending get is in at most one of these states.
-        prop_assert!(
-            self.held.len() <= s.in_use,
-            "held {} > {:?}",
-            self.held.len(),
-            s
-        );
-        prop_assert!(
-            s.waiting + (s.in_use - self.held.len()) + (s.creating - model.refilling)
-                <= self.pending.len(),
-            "{s:?} with {} held, {} refilling and {} pending gets",
-            self.held.len(),
-            model.refilling,
-            self.pending.len()
-        );
-
-        // No object in two places: held, idle, taken, destroyed are disjoint; none twice.
-        let idle = self.idle_ids();
-        prop_assert_eq!(idle.len(), s.idle);
-        {
-            let backend = self.manager.backend();
-            let mut seen = HashSet::new();
-            let out = self.held.iter().map(|o| o.id).chain(idle.iter().copied());
-            for id in out.chain(self.taken.iter().copied()) {
-                prop_assert!(seen.insert(id), "object {id} is in two places");
-            }
-            for &id in &backend.destroyed {
-                prop_assert!(
-                    seen.insert(id),
-                    "object {id} destroyed twice, or while in use"
-                );
-            }
-        }
-
-        // The model agrees on everything it can predict.
-        prop_assert!(
-            model.trouble.is_empty() && model.delays.is_empty(),
-            "the model lost track: {:?}; backoff delays logged but not predicted: {:?}",
-            model.trouble,
-            model.delays
-        );
-        let elapsed = Instant::now() - self.start;
-        prop_assert_eq!(elapsed, Duration::from_millis(model.now), "clock vs model");
-        prop_assert_eq!(
-            (s.max_size, s.size, s.idle, s.in_use, s.creating, s.waiting),
-            (
-                model.max_size,
-                model.size,
-                model.idle.len(),
-                model.in_use(),
-                model.creating,
-                model.waiters.len()
-            ),
-            "status (max_size, size, idle, in_use, creating, waiting) vs the model"
-        );
-        let predicted = &model.metrics;
-        let actual = MMetrics {
-            created: m.created,
-            taken: m.taken,
-            recycled: m.recycled,
-            recycle_failures: m.recycle_failures,
-            health_check_failures: m.health_check_failures,
-            create_failures: m.create_failures,
-            timeouts: m.timeouts,
-            waits: m.waits,
-            destroyed_by: m.destroyed_by,
-        };
-        prop_assert_eq!(&actual, predicted, "metrics vs the model");
-        let model_idle: Vec<u64> = model.idle.iter().map(|o| o.id).collect();
-        prop_assert_eq!(idle, model_idle, "idle ids vs the model");
-        let held: Vec<u64> = self.held.iter().map(|o| o.id).collect();
-        let model_held: Vec<u64> = self.model.held.iter().map(|o| o.id).collect();
-        prop_assert_eq!(held, model_held, "held ids vs the model");
-        prop_assert_eq!(self.pending.len(), self.model.pending.len());
-        prop_assert_eq!(self.shutdowns.len(), self.model.shutdowns.len());
-        Ok(())
-    }
-
-    /// Drops everything, shuts down, and checks every object was destroyed once or taken.
-    pub(crate) fn finish(mut self) -> Step {
-        self.held.clear();
-        self.pending.clear();
-        self.shutdowns.clear();
-        // Long enough for a refill stuck in a hanging create to be cut off (30 s at most);
-        // the paused clock jumps there at once.
-        let report = self
-            .rt
-            .block_on(self.pool.shutdown(Duration::from_secs(60)));
-        prop_assert!(report.is_clean(), "unclean shutdown: {report:?}");
-        self.settle();
-        let s = self.pool.status();
-        prop_assert_eq!(s.size, 0, "slots left after shutdown: {:?}", s);
-        let backend = self.manager.backend();
-        let mut destroyed = HashSet::new();
-        for &id in &backend.destroyed {
-            prop_assert!(destroyed.insert(id), "object {id} destroyed twice");
-            prop_assert!(!self.taken.contains(&id), "taken object {id} destroyed");
-        }
-        for id in 1..=backend.last_id {
-            prop_assert!(
-                destroyed.contains(&id) || self.taken.contains(&id),
-                "object {id} was neither destroyed nor taken"
-            );
-        }
-        Ok(())
+impl Drop for Harness<'_> {
+    fn drop(&mut self) {
+        // The manager's handle on the pool would keep it alive.
+        drop(self.manager.backend().pool.take());
     }
 }

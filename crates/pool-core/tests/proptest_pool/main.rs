@@ -1,38 +1,32 @@
 //! Model-based property test: random sequences of operations and faults against one pool,
-//! run side by side with a reference model of the pool, with the pool's invariants and the
-//! model's predictions checked after every step.
+//! with the pool's public contract checked after every step.
 //!
 //! Each case builds a pool on its own current-thread runtime with the clock paused and
 //! drives it by hand: checked-out objects sit in a `Vec`, and pending `get` (and
 //! `shutdown`) futures sit pinned in another `Vec` and are polled with a no-op waker, so a
 //! case decides exactly when each waiter runs, including never (cancelled while queued,
-//! holding an uncollected grant, or stuck in a hanging hook). Time only moves on
+//! served but not yet run, or stuck in a hanging hook). Time only moves on
 //! `AdvanceClock`; spawned tasks (`destroy`, backoff timers, maintenance and its `min_idle`
 //! refills) run whenever the test yields to the runtime (after every step).
 //!
-//! The model (`Model`, `MPool`) is a second, plain implementation of what the pool promises:
-//! the idle list, the FIFO waiter queue and its grants, slots, creates in flight, the
-//! pool-wide create backoff, maintenance passes (lifetime and idle sweeps, `min_idle`
-//! refills), and where each pending `get` stands (queued, granted, inside a hook). It
-//! predicts the outcome of every poll (object id, `Closed`, `Exhausted`, `Backend`,
-//! `Timeout` with its kind and whether it carries a cause, a panic, or still pending) and,
-//! after every step, the whole `Status` (so `waiting` equals its count of queued gets), the
-//! ids of the idle objects in order, the ids held, and every counter of `Metrics` but
-//! `wait_time` and `leaks`: created, destroyed and each `destroyed_by` reason, taken,
-//! recycled, create/recycle/health-check failures, timeouts and waits. The only randomness
-//! in the engine is jitter: a backoff delay is read back from the engine's own `tracing`
-//! event, and lifetimes are kept under 20 ms so their 0-5% jitter stays below the 1 ms
-//! resolution of the paused clock's timers.
+//! There is no second implementation of the pool. The test checks what the public
+//! contract says, from what a user can see: outcomes, `Status`, `Metrics`, the idle list
+//! (read through `retain`), and the manager's own record of every hook call (which `get`
+//! made it, on which object, how it ended). After every step: `Status` adds up and stays
+//! within `max_size` (but for a shrink), counters only grow and agree with the manager and
+//! the test (created, destroyed and its reasons, taken, recycled, failures, timeouts), no
+//! object is in two places or seen after its destroy, creates stay within
+//! `max_concurrent_creates` and are not stormed after a failure, each pending `get` is
+//! accounted for (queued, holding an object or a create slot), nobody waits beside an idle
+//! object or room to create, maintenance keeps lifetimes and idle timeouts. For each `get`:
+//! which idle object it gets (`queue_mode`), health checks, `Exhausted`, `Closed`,
+//! `Backend`, `Timeout` (its deadline, `kind`, `last_error`), and that waiters are served
+//! first come, first served (`Harness::sync_queue`). For each return, evict, retain,
+//! resize, close and shutdown: what is destroyed, and under which `DestroyedBy` reason.
 //!
-//! Layout: `manager.rs` (the fault-injecting manager), `backoff_log.rs` (the subscriber
-//! reading back backoff delays), `ops.rs` (operations, setups and their strategies),
-//! `model.rs` and `model/` (the reference model: pool state and slots, the path of a `get`,
-//! background tasks), `harness.rs` (the pool, what the test holds, and the checks); this
-//! file holds the property test, `run_case` and the regression tests.
-//!
-//! Cost: 2048 cases of up to 48 operations take about 8 s in a debug build on 2 cores
-//! (`cargo test -p pool-core --test proptest_pool`); `PROPTEST_CASES=20000` takes about
-//! 2 minutes.
+//! Layout: `manager.rs` (the fault-injecting, recording manager), `ops.rs` (operations,
+//! setups and their strategies), `harness.rs` (the pool, what the test holds, and the
+//! checks); this file holds the property test, `run_case` and the regression tests.
 //!
 //! Reproducing a failure:
 //! - a failing case is saved to `tests/proptest_pool/main.regressions` (commit it) and
@@ -44,16 +38,13 @@
 //! - the shrunk case is printed as a `Setup` and a list of `Op`s, ready to paste into a
 //!   plain `#[test]` calling `run_case`, like the regression tests at the end of the file.
 
-mod backoff_log;
 mod harness;
 mod manager;
-mod model;
 mod ops;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-use crate::backoff_log::BackoffLog;
 use crate::harness::{Harness, Step};
 use crate::manager::{Fault, Hook, silence_injected_panics};
 use crate::ops::{Op, Setup, op_strategy, setup_strategy};
@@ -61,8 +52,6 @@ use crate::ops::{Op, Setup, op_strategy, setup_strategy};
 /// Runs one case: a fresh runtime with a paused clock, a fresh pool, `ops`, final checks.
 fn run_case(setup: &Setup, ops: &[Op]) -> Step {
     silence_injected_panics();
-    let log = BackoffLog::default();
-    let _log = tracing::subscriber::set_default(log.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -71,8 +60,7 @@ fn run_case(setup: &Setup, ops: &[Op]) -> Step {
     // Polling outside `block_on` still needs the runtime's clock and timers; polling
     // outside any task also keeps tokio's cooperative budget from faking a `Pending`.
     let _enter = rt.enter();
-    let mut harness = Harness::new(&rt, setup, log);
-    harness.model.pool.settle();
+    let mut harness = Harness::new(&rt, setup);
     harness.check()?;
     for op in ops {
         harness.step(op)?;
@@ -99,7 +87,7 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn pool_matches_its_model_over_random_operations(
+    fn pool_keeps_its_contract_over_random_operations(
         setup in setup_strategy(),
         ops in prop::collection::vec(op_strategy(), 1..=48),
     ) {

@@ -1,9 +1,13 @@
-// A manager with injectable faults that records what it created and destroyed.
+// A manager with injectable faults that records every call it gets, and whose call.
 
+use std::cell::Cell;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 
-use pool_core::{Manager, ObjectMeta};
+use std::time::Duration;
+
+use pool_core::{Manager, ObjectMeta, Pool};
+use tokio::time::Instant;
 
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -32,8 +36,7 @@ pub(crate) enum Fault {
     Hang,
 }
 
-/// The faults still to come; the pool and the model each keep one and consume it in the
-/// same order.
+/// The faults still to come.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Script {
     pub(crate) next: [Option<Fault>; 3],
@@ -42,20 +45,205 @@ pub(crate) struct Script {
 }
 
 impl Script {
-    pub(crate) fn take(&mut self, hook: Hook) -> Option<Fault> {
+    fn take(&mut self, hook: Hook) -> Option<Fault> {
         self.next[hook as usize]
             .take()
             .or((hook == Hook::Create && self.down).then_some(Fault::Fail))
     }
 }
 
+thread_local! {
+    /// The key of the `get` the test is polling: hooks called in that poll are its calls;
+    /// hooks run by the pool's own tasks (`min_idle` refills) have no caller.
+    static CALLER: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Runs `poll` as the `get` with this key.
+pub(crate) fn as_caller<R>(key: u64, poll: impl FnOnce() -> R) -> R {
+    let outer = CALLER.replace(Some(key));
+    let result = poll();
+    CALLER.set(outer);
+    result
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Ok,
+    Err,
+    Panic,
+    /// The pool dropped the call's future: a cancelled `get`, or a timeout.
+    Dropped,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub(crate) hook: Hook,
+    pub(crate) caller: Option<u64>,
+    /// The object a recycle or health check was given, or the one a create made.
+    pub(crate) object: Option<u64>,
+    pub(crate) end: Option<End>,
+    /// When it started and ended, counted over all starts and ends (0: not ended).
+    pub(crate) started: u64,
+    pub(crate) ended: u64,
+}
+
 #[derive(Default)]
 pub(crate) struct Backend {
     pub(crate) script: Script,
-    /// The last id handed out, so also the number of objects created.
-    pub(crate) last_id: u64,
+    pub(crate) max_concurrent_creates: usize,
+    /// Every hook call, in the order they started.
+    pub(crate) calls: Vec<Call>,
+    pub(crate) events: u64,
+    /// When each object was created (index: id - 1), so also the number created.
+    pub(crate) created_at: Vec<Instant>,
     /// Ids passed to `destroy`, in order.
     pub(crate) destroyed: Vec<u64>,
+    /// Contract breaches seen from the backend's side: too many creates at once, a storm.
+    pub(crate) trouble: Vec<String>,
+    /// The pool, to read `Status::creating` when a create fails.
+    pub(crate) pool: Option<Pool<FaultyManager>>,
+    /// The pause after the first failed create since the last success.
+    pause: Option<Pause>,
+}
+
+/// The shortest pause after a failed create (the guide: 10 ms, cut by a random up-to-half).
+const PAUSE: Duration = Duration::from_millis(5);
+
+#[derive(Debug, Clone, Copy)]
+struct Pause {
+    at: Instant,
+    /// When the failure ended, in `Call` order.
+    seq: u64,
+    /// Create slots reserved but not yet in `create` when it failed: they may still start.
+    reserved: usize,
+}
+
+impl Backend {
+    fn start(&mut self, hook: Hook, object: Option<u64>) -> usize {
+        if hook == Hook::Create {
+            let in_flight = self.in_flight(Hook::Create).count();
+            if in_flight >= self.max_concurrent_creates {
+                self.trouble.push(format!(
+                    "a create started with {in_flight} in flight (max_concurrent_creates)"
+                ));
+            }
+            // Not stormed: after a failed create, creates pause (at least 5 ms: 10 ms cut
+            // by up to half); only slots reserved before the failure may start meanwhile.
+            if let Some(pause) = self.pause.filter(|p| Instant::now() < p.at + PAUSE) {
+                let calls = self.calls.iter();
+                let started = calls.filter(|c| c.hook == Hook::Create && c.started > pause.seq);
+                if started.count() >= pause.reserved {
+                    self.trouble.push(format!(
+                        "a create started {:?} after a failure (pause: {PAUSE:?})",
+                        Instant::now() - pause.at
+                    ));
+                }
+            }
+        }
+        self.events += 1;
+        self.calls.push(Call {
+            hook,
+            caller: CALLER.get(),
+            object,
+            end: None,
+            started: self.events,
+            ended: 0,
+        });
+        self.calls.len() - 1
+    }
+
+    /// A create failed; `creating` is `Status::creating`, still counting it.
+    fn create_failed(&mut self, index: usize, creating: usize) {
+        // Only a plain error surely starts a pause; skip when a cut-off create (maybe
+        // timed out, maybe cancelled) or a panic since the last success may have started one.
+        let success = self.last_create_end(|end| end == End::Ok);
+        let unsure = self.last_create_end(|end| end != End::Ok && end != End::Err) > success;
+        let reserved = creating.saturating_sub(self.in_flight(Hook::Create).count());
+        self.end(index, End::Err);
+        if self.pause.is_none() && !unsure {
+            let (at, seq) = (Instant::now(), self.events);
+            self.pause = Some(Pause { at, seq, reserved });
+        }
+    }
+
+    fn end(&mut self, index: usize, end: End) {
+        if end == End::Ok && self.calls[index].hook == Hook::Create {
+            self.pause = None;
+        }
+        if self.calls[index].end.is_none() {
+            self.events += 1;
+            let call = &mut self.calls[index];
+            call.end = Some(end);
+            call.ended = self.events;
+        }
+    }
+
+    pub(crate) fn in_flight(&self, hook: Hook) -> impl Iterator<Item = &Call> {
+        self.calls
+            .iter()
+            .filter(move |call| call.hook == hook && call.end.is_none())
+    }
+
+    /// The hook call of this caller in flight, if any.
+    pub(crate) fn busy(&self, caller: u64) -> Option<Hook> {
+        let calls = self.calls.iter();
+        calls
+            .filter(|call| call.caller == Some(caller) && call.end.is_none())
+            .map(|call| call.hook)
+            .next()
+    }
+
+    /// Creates in flight for `min_idle` (no caller).
+    pub(crate) fn refills(&self) -> usize {
+        self.in_flight(Hook::Create)
+            .filter(|call| call.caller.is_none())
+            .count()
+    }
+
+    /// When the latest create ending as `end` says ended (0: none).
+    pub(crate) fn last_create_end(&self, end: impl Fn(End) -> bool) -> u64 {
+        let creates = self.calls.iter().filter(|call| call.hook == Hook::Create);
+        creates
+            .filter(|call| call.end.is_some_and(&end))
+            .map(|call| call.ended)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether creates may be paused: a create did not succeed after the latest success.
+    pub(crate) fn creates_may_pause(&self) -> bool {
+        self.last_create_end(|end| end != End::Ok) > self.last_create_end(|end| end == End::Ok)
+    }
+
+    pub(crate) fn count(&self, hook: Hook, end: End) -> u64 {
+        let calls = self.calls.iter();
+        calls
+            .filter(|call| call.hook == hook && call.end == Some(end))
+            .count() as u64
+    }
+}
+
+/// Ends a call as `Dropped` (or `Panic` while unwinding) unless it was ended already.
+struct Running {
+    manager: FaultyManager,
+    index: usize,
+}
+
+impl Running {
+    fn end(self, end: End) {
+        self.manager.backend().end(self.index, end);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let end = if std::thread::panicking() {
+            End::Panic
+        } else {
+            End::Dropped
+        };
+        self.manager.backend().end(self.index, end);
+    }
 }
 
 /// Clones share one backend, so the test can inject faults and read the record.
@@ -69,14 +257,29 @@ impl FaultyManager {
 
     /// Runs a hook as scripted. Unless a fault says otherwise, every hook completes on its
     /// first poll, so the only way to catch a `get` half-way through a hook is `Hang`.
-    async fn run(&self, hook: Hook) -> io::Result<()> {
-        let fault = self.backend().script.take(hook);
-        match fault {
+    async fn run(&self, hook: Hook, object: Option<u64>) -> (Running, io::Result<()>) {
+        let (fault, index) = {
+            let mut backend = self.backend();
+            let fault = backend.script.take(hook);
+            (fault, backend.start(hook, object))
+        };
+        let running = Running {
+            manager: self.clone(),
+            index,
+        };
+        let result = match fault {
             None => Ok(()),
             Some(Fault::Fail) => Err(io::Error::other(format!("injected {hook:?} failure"))),
             Some(Fault::Panic) => panic!("injected {hook:?} panic"),
             Some(Fault::Hang) => std::future::pending().await,
-        }
+        };
+        (running, result)
+    }
+
+    async fn hook(&self, hook: Hook, conn: &Conn) -> io::Result<()> {
+        let (running, result) = self.run(hook, Some(conn.id)).await;
+        running.end(if result.is_ok() { End::Ok } else { End::Err });
+        result
     }
 }
 
@@ -85,21 +288,27 @@ impl Manager for FaultyManager {
     type Error = io::Error;
 
     async fn create(&self) -> io::Result<Conn> {
-        self.run(Hook::Create).await?;
+        let (running, result) = self.run(Hook::Create, None).await;
+        if let Err(error) = result {
+            let pool = self.backend().pool.clone();
+            let creating = pool.map_or(0, |pool| pool.status().creating);
+            self.backend().create_failed(running.index, creating);
+            return Err(error);
+        }
         let mut backend = self.backend();
-        backend.last_id += 1;
-        Ok(Conn {
-            id: backend.last_id,
-            broken: false,
-        })
+        backend.created_at.push(Instant::now());
+        let id = backend.created_at.len() as u64;
+        backend.calls[running.index].object = Some(id);
+        backend.end(running.index, End::Ok);
+        Ok(Conn { id, broken: false })
     }
 
-    async fn recycle(&self, _: &mut Conn, _: &ObjectMeta) -> io::Result<()> {
-        self.run(Hook::Recycle).await
+    async fn recycle(&self, conn: &mut Conn, _: &ObjectMeta) -> io::Result<()> {
+        self.hook(Hook::Recycle, conn).await
     }
 
-    async fn health_check(&self, _: &mut Conn, _: &ObjectMeta) -> io::Result<()> {
-        self.run(Hook::HealthCheck).await
+    async fn health_check(&self, conn: &mut Conn, _: &ObjectMeta) -> io::Result<()> {
+        self.hook(Hook::HealthCheck, conn).await
     }
 
     fn is_broken(&self, conn: &Conn) -> bool {

@@ -150,8 +150,7 @@ pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
     ]
 }
 
-// What a poll is seen to do, by the test on the pool and by the model.
-
+/// What one poll of a `get` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Pending,
@@ -165,11 +164,4 @@ pub(crate) enum Outcome {
         cause: bool,
     },
     Panicked,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Seen {
-    Get(Outcome),
-    /// `None` while pending; else `(still_out, still_destroying)`.
-    Shutdown(Option<(usize, usize)>),
 }
