@@ -55,6 +55,32 @@ use crate::meta::ObjectMeta;
 /// assert_eq!(*pool.get().await.unwrap(), "careful");
 /// # }
 /// ```
+///
+/// Implemented directly, only `create` is required, as for [`Manager`]:
+///
+/// ```
+/// use pool_core::{DynManager, Pool};
+/// use std::convert::Infallible;
+///
+/// struct Counter;
+///
+/// #[async_trait::async_trait]
+/// impl DynManager for Counter {
+///     type Object = u32;
+///     type Error = Infallible;
+///     async fn create(&self) -> Result<u32, Infallible> {
+///         Ok(0)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let manager: Box<dyn DynManager<Object = u32, Error = Infallible>> = Box::new(Counter);
+/// let pool = Pool::builder(manager).build().unwrap();
+/// *pool.get().await.unwrap() += 1;
+/// assert_eq!(*pool.get().await.unwrap(), 1, "recycled by the default hook, unchanged");
+/// # }
+/// ```
 #[async_trait]
 pub trait DynManager: Send + Sync + 'static {
     /// The pooled object.
@@ -65,25 +91,36 @@ pub trait DynManager: Send + Sync + 'static {
     /// See [`Manager::create`].
     async fn create(&self) -> Result<Self::Object, Self::Error>;
 
-    /// See [`Manager::recycle`].
+    /// See [`Manager::recycle`]. The default does nothing.
     async fn recycle(
         &self,
         object: &mut Self::Object,
         meta: &ObjectMeta,
-    ) -> Result<(), Self::Error>;
+    ) -> Result<(), Self::Error> {
+        let _ = (object, meta);
+        Ok(())
+    }
 
-    /// See [`Manager::health_check`].
+    /// See [`Manager::health_check`]. The default does nothing.
     async fn health_check(
         &self,
         object: &mut Self::Object,
         meta: &ObjectMeta,
-    ) -> Result<(), Self::Error>;
+    ) -> Result<(), Self::Error> {
+        let _ = (object, meta);
+        Ok(())
+    }
 
-    /// See [`Manager::is_broken`].
-    fn is_broken(&self, object: &Self::Object) -> bool;
+    /// See [`Manager::is_broken`]. The default is `false`.
+    fn is_broken(&self, object: &Self::Object) -> bool {
+        let _ = object;
+        false
+    }
 
-    /// See [`Manager::destroy`].
-    async fn destroy(&self, object: Self::Object);
+    /// See [`Manager::destroy`]. The default drops the object.
+    async fn destroy(&self, object: Self::Object) {
+        drop(object);
+    }
 }
 
 #[async_trait]
