@@ -39,10 +39,11 @@ impl fmt::Display for TimeoutKind {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let pool = Pool::builder(M).build().unwrap();
-/// match pool.get().await {
-///     Err(PoolError::Backend(e)) => assert_eq!(e.to_string(), "refused"),
-///     other => panic!("unexpected: {other:?}"),
-/// }
+/// let error = pool.get().await.unwrap_err();
+/// assert!(matches!(&error, PoolError::Backend(e) if e.to_string() == "refused"));
+/// // The cause is the source, not repeated in the message.
+/// assert_eq!(error.to_string(), "the manager could not create an object");
+/// assert_eq!(std::error::Error::source(&error).unwrap().to_string(), "refused");
 /// # }
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -50,22 +51,24 @@ pub enum PoolError<E> {
     /// The caller's deadline (`wait_timeout` or [`get_timeout`](crate::Pool::get_timeout)) or
     /// `create_timeout` passed.
     ///
-    /// The message includes `last_error`; it is not also returned by `source()`, so error
-    /// reports do not print it twice.
-    #[error("timed out {kind}{}", last_error_suffix(last_error.as_deref()))]
+    /// `last_error`, when there is one, is this error's `source()` (the message does not
+    /// repeat it), so a report that walks the chain says why: "timed out waiting for an
+    /// object: connection refused".
+    #[error("timed out {kind}")]
     Timeout {
         /// The phase the caller was in.
         kind: TimeoutKind,
         /// The caller's own latest create or recycle failure, else the pool's latest create
         /// failure since its last successful create. (A failure returned as `Backend` to a
         /// caller without a deadline went to that caller and is not kept by the pool.)
+        #[source]
         last_error: Option<Arc<E>>,
     },
     /// The manager failed to create an object for this caller (a caller without a
-    /// deadline; with one, failures are retried until it passes). The message includes
-    /// the manager's error.
-    #[error("backend error: {0}")]
-    Backend(E),
+    /// deadline; with one, failures are retried until it passes). The manager's error is
+    /// this error's `source()`.
+    #[error("the manager could not create an object")]
+    Backend(#[source] E),
     /// The pool was closed.
     #[error("the pool is closed")]
     Closed,
@@ -76,12 +79,6 @@ pub enum PoolError<E> {
         "the pool is exhausted: no object was free, none could be created at once, and this call may not wait (try_get, or max_waiting callers already waiting)"
     )]
     Exhausted,
-}
-
-pub(crate) fn last_error_suffix<E: fmt::Display>(error: Option<&E>) -> String {
-    error
-        .map(|e| format!(" (last error: {e})"))
-        .unwrap_or_default()
 }
 
 /// A pool setting was refused by [`PoolBuilder::build`](crate::PoolBuilder::build) or

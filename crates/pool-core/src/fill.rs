@@ -31,15 +31,17 @@ pub enum FillError<E: std::error::Error + 'static> {
     Build(#[from] BuildError),
     /// A create failed and the mode was [`FillMode::FailFast`]. `None` when the create
     /// timed out or panicked rather than returning an error.
-    #[error("filling min_idle failed{}", crate::error::last_error_suffix(error.as_deref()))]
+    #[error("filling min_idle failed")]
     Create {
-        /// The manager's error (also in the message).
+        /// The manager's error (this error's `source()`).
+        #[source]
         error: Option<Arc<E>>,
     },
     /// `wait_timeout` passed before `min_idle` objects were ready.
-    #[error("timed out filling min_idle{}", crate::error::last_error_suffix(last_error.as_deref()))]
+    #[error("timed out filling min_idle")]
     Timeout {
-        /// The latest create failure, if any (also in the message).
+        /// The latest create failure, if any (this error's `source()`).
+        #[source]
         last_error: Option<Arc<E>>,
     },
 }

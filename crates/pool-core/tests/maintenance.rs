@@ -376,7 +376,10 @@ async fn build_filled_times_out_with_the_last_error() {
         ),
         "{error:?}"
     );
-    assert!(error.to_string().contains("failed on purpose"), "{error}");
+    // The cause is the source (not repeated in the message), so a report walking the
+    // chain says why.
+    let cause = std::error::Error::source(&error).expect("the last error as the source");
+    assert!(cause.to_string().contains("failed on purpose"), "{cause}");
 }
 
 #[tokio::test(start_paused = true)]

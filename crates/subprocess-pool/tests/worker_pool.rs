@@ -318,8 +318,9 @@ async fn a_write_to_a_dead_worker_is_worker_exited_not_a_panic() {
 
 #[tokio::test]
 async fn a_missing_program_a_non_executable_file_and_a_bad_directory_are_named() {
+    // Named in the error's chain, as a log line that walks it shows.
     let missing = pool_of(WorkerSpec::new("/no/such/worker"), 1);
-    let message = missing.call("x".into()).await.unwrap_err().to_string();
+    let message = support::report(&missing.call("x".into()).await.unwrap_err());
     assert!(
         message.contains("/no/such/worker") && message.contains("not found"),
         "{message}"
@@ -328,17 +329,13 @@ async fn a_missing_program_a_non_executable_file_and_a_bad_directory_are_named()
     let file = support::temp_path("not-executable");
     std::fs::write(&file, "#!/bin/sh\necho hi\n").unwrap();
     let not_executable = pool_of(WorkerSpec::new(&file), 1);
-    let message = not_executable
-        .call("x".into())
-        .await
-        .unwrap_err()
-        .to_string();
+    let message = support::report(&not_executable.call("x".into()).await.unwrap_err());
     assert!(message.contains(&file.display().to_string()), "{message}");
     assert!(message.contains("not executable"), "{message}");
     std::fs::remove_file(&file).unwrap();
 
     let bad_dir = pool_of(WorkerSpec::new("cat").current_dir("/no/such/dir"), 1);
-    let message = bad_dir.call("x".into()).await.unwrap_err().to_string();
+    let message = support::report(&bad_dir.call("x".into()).await.unwrap_err());
     assert!(message.contains("/no/such/dir"), "{message}");
 }
 

@@ -38,6 +38,17 @@ pub(crate) fn worker_error<T: Debug>(result: Result<T, CallError>) -> RunnerErro
     }
 }
 
+/// An error and its sources, joined as a log line that walks the chain would show them.
+pub(crate) fn report(error: &dyn std::error::Error) -> String {
+    let mut report = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        report = format!("{report}: {cause}");
+        source = cause.source();
+    }
+    report
+}
+
 /// The real python interpreter (`python3` on `PATH` may be a slow pyenv shim), resolved
 /// once.
 pub(crate) fn python() -> &'static str {

@@ -1,0 +1,102 @@
+//! Every error's chain, walked as a report would walk it: each wrapper either shows its
+//! cause's text or returns the cause from `source()`, never both, and never loses it.
+
+mod support;
+
+use std::error::Error;
+use std::time::Duration;
+
+use pool_core::{FillError, FillMode, PoolError};
+use support::{Fault, Hook, builder, pool};
+
+/// Each error of the chain's own message, outermost first.
+fn chain(error: &dyn Error) -> Vec<String> {
+    let mut messages = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        messages.push(cause.to_string());
+        source = cause.source();
+    }
+    messages
+}
+
+/// No message in the chain repeats the text of the error below it.
+fn assert_said_once(messages: &[String]) {
+    for pair in messages.windows(2) {
+        assert!(
+            !pair[0].contains(&pair[1]),
+            "{:?} repeats its source {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn backend_returns_the_managers_error_as_its_source() {
+    let (pool, probe) = pool(1);
+    probe.fail_next(Hook::Create, Fault::Fail);
+    let error = pool.get().await.unwrap_err();
+    let messages = chain(&error);
+    assert_eq!(
+        messages,
+        [
+            "the manager could not create an object",
+            "Create call 1 failed on purpose"
+        ]
+    );
+    assert_said_once(&messages);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_returns_its_last_error_as_its_source_and_names_the_phase() {
+    let (builder, probe) = builder();
+    let pool = builder
+        .max_size(1)
+        .wait_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    probe.set_always(Hook::Create, Some(Fault::Fail));
+    let error = pool.get().await.unwrap_err();
+    let messages = chain(&error);
+    assert!(matches!(error, PoolError::Timeout { .. }), "{messages:?}");
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[0].starts_with("timed out "), "{messages:?}");
+    assert!(messages[1].ends_with("failed on purpose"), "{messages:?}");
+    assert_said_once(&messages);
+}
+
+#[tokio::test(start_paused = true)]
+async fn errors_without_a_cause_have_no_source() {
+    let (pool, _probe) = pool(1);
+    let held = pool.get().await.unwrap();
+    let busy = pool.try_get().await.unwrap_err();
+    assert!(matches!(busy, PoolError::Exhausted));
+    assert!(busy.source().is_none());
+    let waiting = pool
+        .get_timeout(Duration::from_millis(10))
+        .await
+        .unwrap_err();
+    assert_eq!(chain(&waiting), ["timed out waiting for an object"]);
+    drop(held);
+    pool.close();
+    let closed = pool.get().await.unwrap_err();
+    assert_eq!(chain(&closed), ["the pool is closed"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_fill_returns_the_create_error_as_its_source() {
+    let (builder, probe) = builder();
+    probe.set_always(Hook::Create, Some(Fault::Fail));
+    let error = builder
+        .max_size(2)
+        .min_idle(2)
+        .build_filled(FillMode::FailFast)
+        .await
+        .unwrap_err();
+    let messages = chain(&error);
+    assert!(matches!(error, FillError::Create { .. }), "{messages:?}");
+    assert_eq!(messages[0], "filling min_idle failed");
+    assert!(messages[1].ends_with("failed on purpose"), "{messages:?}");
+    assert_said_once(&messages);
+}
