@@ -321,6 +321,78 @@ async fn recycle_timeout_bounds_the_health_check_and_the_recycle_each() {
     assert_eq!(pool.metrics().recycle_failures, 0);
 }
 
+/// A pool with both a caller deadline (`wait_timeout` 2 s) and a longer `recycle_timeout`
+/// (10 s), and health checks at every checkout.
+fn both_deadlines_pool() -> (TestPool, Arc<Probe>) {
+    let (builder, probe) = builder();
+    let pool = builder
+        .wait_timeout(Duration::from_secs(2))
+        .recycle_timeout(Duration::from_secs(10))
+        .health_check_after(Duration::ZERO)
+        .build()
+        .unwrap();
+    (pool, probe)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_recycle_ends_at_the_callers_deadline_when_recycle_timeout_is_longer() {
+    let (pool, probe) = both_deadlines_pool();
+    fill_idle(&pool, 1).await;
+    probe.fail_next(Hook::Recycle, Fault::Hang);
+    let (kind, _) = timed_out_get(&pool, Duration::from_secs(2)).await;
+    assert_eq!(kind, TimeoutKind::Recycle);
+    // Cut short by the caller's deadline, not failed: destroyed as abandoned.
+    settle().await;
+    let metrics = pool.metrics();
+    assert_eq!(
+        (metrics.destroyed_by.abandoned, metrics.recycle_failures),
+        (1, 0)
+    );
+    assert_balanced(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_health_check_ends_at_the_callers_deadline_when_recycle_timeout_is_longer() {
+    let (pool, probe) = both_deadlines_pool();
+    fill_idle(&pool, 1).await;
+    probe.fail_next(Hook::HealthCheck, Fault::Hang);
+    let (kind, _) = timed_out_get(&pool, Duration::from_secs(2)).await;
+    assert_eq!(kind, TimeoutKind::Recycle);
+    settle().await;
+    let metrics = pool.metrics();
+    assert_eq!(
+        (
+            metrics.destroyed_by.abandoned,
+            metrics.health_check_failures
+        ),
+        (1, 0)
+    );
+    assert_balanced(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_recycle_on_the_slow_path_ends_at_the_callers_deadline_too() {
+    // The caller first creates (its create fails, so it retries under the deadline), then
+    // is handed an idle object whose recycle hangs: the same one deadline ends it.
+    let (pool, probe) = both_deadlines_pool();
+    let held = pool.get().await.unwrap();
+    probe.fail_next(Hook::Create, Fault::Fail);
+    probe.fail_next(Hook::Recycle, Fault::Hang);
+    let caller = spawn_get(&pool);
+    settle().await;
+    drop(held);
+    let start = Instant::now();
+    let (kind, _) = expect_timeout(caller.await.unwrap());
+    assert!(
+        start.elapsed() <= Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(kind, TimeoutKind::Recycle);
+    settle().await;
+    assert_balanced(&pool);
+}
+
 /// A pool of `max_size` objects that live at most 100 s.
 fn lifetime_pool(max_size: usize) -> (TestPool, Arc<Probe>) {
     let (builder, probe) = builder();
