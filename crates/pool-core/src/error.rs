@@ -81,6 +81,43 @@ pub enum PoolError<E> {
     Exhausted,
 }
 
+/// Why [`Pool::add`](crate::Pool::add) refused an object; the object is handed back.
+///
+/// # Example
+///
+/// ```
+/// # use pool_core::{AddError, Manager, Pool};
+/// # struct M;
+/// # impl Manager for M {
+/// #     type Object = u32;
+/// #     type Error = std::convert::Infallible;
+/// #     async fn create(&self) -> Result<u32, Self::Error> { Ok(0) }
+/// # }
+/// let pool = Pool::builder(M).max_size(1).build().unwrap();
+/// pool.add(7).unwrap();
+/// let refused = pool.add(8).unwrap_err();
+/// assert!(matches!(refused, AddError::Full(_)));
+/// assert_eq!(refused.into_object(), 8);
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum AddError<T> {
+    /// The pool already counts `max_size` objects (idle, lent or being created).
+    #[error("the pool is full")]
+    Full(T),
+    /// The pool is closed.
+    #[error("the pool is closed")]
+    Closed(T),
+}
+
+impl<T> AddError<T> {
+    /// The object that was refused.
+    pub fn into_object(self) -> T {
+        match self {
+            AddError::Full(object) | AddError::Closed(object) => object,
+        }
+    }
+}
+
 /// A pool setting was refused by [`PoolBuilder::build`](crate::PoolBuilder::build) or
 /// [`Pool::resize`](crate::Pool::resize); the message names the setting.
 ///

@@ -80,7 +80,7 @@ mod waiters;
 pub use builder::PoolBuilder;
 pub use config::{PoolConfig, QueueMode};
 pub use dyn_manager::DynManager;
-pub use error::{BuildError, PoolError, TimeoutKind};
+pub use error::{AddError, BuildError, PoolError, TimeoutKind};
 pub use fill::{FillError, FillMode};
 pub use manager::Manager;
 pub use meta::ObjectMeta;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::{BuildError, PoolError};
+use crate::error::{AddError, BuildError, PoolError};
 use crate::get::{self, Mode};
 use crate::manager::Manager;
 use crate::meta::ObjectMeta;
@@ -133,6 +133,37 @@ impl<M: Manager> Pool<M> {
     /// The manager this pool was built with.
     pub fn manager(&self) -> &M {
         &self.shared.manager
+    }
+
+    /// Puts an object made elsewhere (a connection opened before the pool existed, say)
+    /// into the pool, as if the manager had created it: it goes to the longest waiting
+    /// caller, else to the idle list, and is recycled, checked and destroyed like any other
+    /// (`Metrics::created` counts it). Refused, with the object handed back, when the pool
+    /// is closed or already counts `max_size` objects.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use pool_core::{Manager, Pool};
+    /// # struct M;
+    /// # impl Manager for M {
+    /// #     type Object = String;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn create(&self) -> Result<String, Self::Error> { Ok("made".into()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::builder(M).max_size(2).build().unwrap();
+    /// pool.add("given".to_string()).unwrap();
+    /// assert_eq!(*pool.get().await.unwrap(), "given");
+    /// # }
+    /// ```
+    pub fn add(&self, object: M::Object) -> Result<(), AddError<M::Object>> {
+        self.shared.adopt_runtime();
+        let now = Instant::now();
+        let config = &self.shared.config;
+        self.shared
+            .with_state(|state, after| state.added(config, object, now, after))
     }
 
     /// Changes `max_size`. Growing serves waiting callers at once; shrinking destroys

@@ -56,6 +56,68 @@ async fn max_uses_is_shortened_per_object_by_up_to_5_percent_never_lengthened() 
     );
 }
 
+/// An object made outside the pool, numbered apart from the manager's.
+fn made_elsewhere(id: u64) -> support::TestObject {
+    support::TestObject {
+        id,
+        in_use: Arc::default(),
+        broken: false,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_added_object_is_handed_out_recycled_and_destroyed_like_a_created_one() {
+    let (pool, probe) = pool(2);
+    pool.add(made_elsewhere(100)).unwrap();
+    assert_eq!(pool.status().idle, 1);
+    let object = pool.get().await.unwrap();
+    assert_eq!((object.id, Object::meta(&object).times_used), (100, 1));
+    assert_eq!(probe.creates(), 0, "no create was needed");
+    assert_eq!(probe.recycles(), 1);
+    assert_eq!(pool.metrics().created, 1);
+    drop(object);
+    pool.close();
+    settle().await;
+    assert_eq!(probe.destroyed_ids(), [100]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn add_refuses_a_full_or_closed_pool_and_hands_the_object_back() {
+    let (pool, _probe) = pool(1);
+    let held = pool.get().await.unwrap();
+    match pool.add(made_elsewhere(100)) {
+        Err(pool_core::AddError::Full(object)) => assert_eq!(object.id, 100),
+        other => panic!("expected Full, got {other:?}"),
+    }
+    drop(held);
+    pool.close();
+    let refused = pool.add(made_elsewhere(101)).unwrap_err();
+    assert!(matches!(refused, pool_core::AddError::Closed(_)));
+    assert_eq!(refused.into_object().id, 101);
+    assert_balanced(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_added_object_goes_to_the_longest_waiter() {
+    let (builder, probe) = builder();
+    let pool = builder
+        .max_size(2)
+        .max_concurrent_creates(1)
+        .build()
+        .unwrap();
+    probe.fail_next(Hook::Create, Fault::Hang);
+    let creating = spawn_get(&pool);
+    settle().await;
+    let waiter = spawn_get(&pool);
+    settle().await;
+    assert_eq!(pool.status().waiting, 1, "{:?}", pool.status());
+    pool.add(made_elsewhere(100)).unwrap();
+    let object = waiter.await.unwrap().unwrap();
+    assert_eq!(object.id, 100);
+    creating.abort();
+    assert_balanced(&pool);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_recycle_error_destroys_the_object_and_another_is_tried() {
     let (pool, probe) = pool(4);

@@ -13,6 +13,7 @@ use super::{AfterUnlock, State};
 use crate::config::PoolConfig;
 use crate::deadline;
 use crate::entry::Entry;
+use crate::error::AddError;
 use crate::leak::LeakReport;
 use crate::metrics::DestroyReason;
 use crate::waiters::{Grant, WaiterKey};
@@ -203,6 +204,32 @@ impl<T, E> State<T, E> {
                 Err(CreateFailure::TimedOut)
             }
         }
+    }
+
+    /// `Pool::add`: an object made elsewhere joins the pool (counted as created) and goes
+    /// to the longest waiter or the idle list; refused, and handed back, when the pool is
+    /// closed or has no room.
+    pub(crate) fn added(
+        &mut self,
+        config: &PoolConfig,
+        object: T,
+        now: Instant,
+        after: &mut AfterUnlock<T>,
+    ) -> Result<(), AddError<T>> {
+        if self.closed {
+            return Err(AddError::Closed(object));
+        }
+        if !self.has_room() {
+            return Err(AddError::Full(object));
+        }
+        self.size += 1;
+        self.metrics.created += 1;
+        let epoch = self.epoch;
+        let mut entry = self.new_entry(config, object, now, epoch);
+        entry.meta.times_used = 0; // not handed out yet
+        self.put_back(entry, after);
+        after.changed = true;
+        Ok(())
     }
 
     /// A create ended without an outcome (cancelled or panicked): its slot is freed.
