@@ -10,7 +10,6 @@ use std::time::Duration;
 use crate::random;
 
 const FIRST_DELAY: Duration = Duration::from_millis(10);
-const MAX_DELAY: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -28,13 +27,16 @@ enum Phase {
 pub(crate) struct Backoff {
     phase: Phase,
     consecutive_failures: u32,
+    /// The longest delay (`create_backoff_max`).
+    cap: Duration,
 }
 
 impl Backoff {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(cap: Duration) -> Self {
         Self {
             phase: Phase::Open,
             consecutive_failures: 0,
+            cap,
         }
     }
 
@@ -69,7 +71,7 @@ impl Backoff {
             return None;
         }
         self.phase = Phase::Waiting;
-        Some(delay_after(self.consecutive_failures))
+        Some(delay_after(self.consecutive_failures, self.cap))
     }
 
     /// The delay is over: let one create probe the backend.
@@ -84,11 +86,11 @@ impl Backoff {
     }
 }
 
-/// 10 ms doubling per failure, capped at 4 s, then jittered down by up to half so pools
+/// 10 ms doubling per failure, capped at `cap`, then jittered down by up to half so pools
 /// that failed together do not probe together.
-fn delay_after(failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(16);
-    let ceiling = FIRST_DELAY.saturating_mul(1 << exponent).min(MAX_DELAY);
+fn delay_after(failures: u32, cap: Duration) -> Duration {
+    let exponent = failures.saturating_sub(1).min(30);
+    let ceiling = FIRST_DELAY.saturating_mul(1 << exponent).min(cap);
     ceiling.mul_f64(1.0 - 0.5 * random::fraction())
 }
 
@@ -96,9 +98,11 @@ fn delay_after(failures: u32) -> Duration {
 mod tests {
     use super::*;
 
+    const CAP: Duration = Duration::from_millis(500);
+
     #[test]
     fn a_failure_pauses_creates_until_the_delay_then_allows_one_probe() {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(CAP);
         assert!(backoff.allows_create());
         assert!(backoff.create_failed().is_some());
         assert!(!backoff.allows_create());
@@ -113,7 +117,7 @@ mod tests {
 
     #[test]
     fn failures_while_waiting_do_not_start_another_delay() {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(CAP);
         assert!(backoff.create_failed().is_some());
         assert!(backoff.create_failed().is_none());
         assert_eq!(backoff.consecutive_failures(), 2);
@@ -121,7 +125,7 @@ mod tests {
 
     #[test]
     fn an_abandoned_probe_can_be_retried() {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(CAP);
         backoff.create_failed();
         backoff.delay_elapsed();
         backoff.create_started();
@@ -132,10 +136,10 @@ mod tests {
     #[test]
     fn delays_grow_and_stay_capped() {
         for failures in 1..40 {
-            let delay = delay_after(failures);
-            assert!(delay <= MAX_DELAY);
-            let exponent = (failures - 1).min(16);
-            let ceiling = FIRST_DELAY.saturating_mul(1 << exponent).min(MAX_DELAY);
+            let delay = delay_after(failures, CAP);
+            assert!(delay <= CAP);
+            let exponent = (failures - 1).min(30);
+            let ceiling = FIRST_DELAY.saturating_mul(1 << exponent).min(CAP);
             assert!(
                 delay >= ceiling / 2 && delay <= ceiling,
                 "{failures}: {delay:?}"

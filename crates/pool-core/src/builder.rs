@@ -67,6 +67,13 @@ impl<M: Manager> PoolBuilder<M> {
         }
     }
 
+    /// The longest pause between create attempts while creates keep failing (default
+    /// 500 ms; see [`PoolConfig::create_backoff_max`]). More than zero.
+    pub fn create_backoff_max(mut self, max: Duration) -> Self {
+        self.config.create_backoff_max = max;
+        self
+    }
+
     /// Replaces every setting with `config`; later setters still apply on top.
     pub fn config(mut self, config: PoolConfig) -> Self {
         self.config = config;
@@ -206,6 +213,12 @@ fn validate(config: &PoolConfig) -> Result<(), BuildError> {
         return Err(BuildError::new(
             "max_concurrent_creates",
             "must be at least 1",
+        ));
+    }
+    if config.create_backoff_max.is_zero() {
+        return Err(BuildError::new(
+            "create_backoff_max",
+            "must be greater than zero",
         ));
     }
     if config.max_uses == Some(0) {

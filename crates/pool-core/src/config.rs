@@ -18,6 +18,9 @@ pub enum QueueMode {
     Fifo,
 }
 
+/// The default [`PoolConfig::create_backoff_max`].
+pub const DEFAULT_CREATE_BACKOFF_MAX: Duration = Duration::from_millis(500);
+
 /// All the settings of a [`Pool`](crate::Pool), with [`Default`] values.
 ///
 /// The [`PoolBuilder`](crate::PoolBuilder) setters write these fields; pass a whole struct
@@ -99,6 +102,14 @@ pub struct PoolConfig {
     pub health_check_interval: Option<Duration>,
     /// The most creates in flight at once (default 4).
     pub max_concurrent_creates: usize,
+    /// The longest pause between create attempts while creates keep failing (default
+    /// 500 ms). After a failed create the pool pauses creates for 10 ms, doubling per
+    /// consecutive failure up to this cap (each pause cut by a random 0-50%), then one
+    /// create probes the backend. So a down backend sees at most a few attempts per second
+    /// from the whole pool (2-4 at the default), and callers are served within this long
+    /// of its return. Must be more than zero.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration::exact"))]
+    pub create_backoff_max: Duration,
     /// An object held longer than this is reported as a possible leak (default: none).
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub leak_threshold: Option<Duration>,
@@ -121,6 +132,7 @@ impl Default for PoolConfig {
             health_check_after: None,
             health_check_interval: None,
             max_concurrent_creates: 4,
+            create_backoff_max: DEFAULT_CREATE_BACKOFF_MAX,
             leak_threshold: None,
             queue_mode: QueueMode::Lifo,
         }

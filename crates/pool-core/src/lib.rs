@@ -78,7 +78,7 @@ mod timer;
 mod waiters;
 
 pub use builder::PoolBuilder;
-pub use config::{PoolConfig, QueueMode};
+pub use config::{DEFAULT_CREATE_BACKOFF_MAX, PoolConfig, QueueMode};
 pub use dyn_manager::DynManager;
 pub use error::{AddError, BuildError, PoolError, TimeoutKind};
 pub use fill::{FillError, FillMode};

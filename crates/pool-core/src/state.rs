@@ -75,7 +75,7 @@ impl<T, E> State<T, E> {
             checking: 0,
             max_concurrent_creates: config.max_concurrent_creates,
             min_idle: config.min_idle,
-            backoff: Backoff::new(),
+            backoff: Backoff::new(config.create_backoff_max),
             loans: Loans::default(),
             closed: false,
             destroying: 0,

@@ -195,6 +195,8 @@ impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
         health_check_interval: Duration;
         /// The most workers starting at once.
         max_concurrent_creates: usize;
+        /// The longest pause between start attempts while workers keep failing to start.
+        create_backoff_max: Duration;
         /// Report a worker held longer than this.
         leak_threshold: Duration;
         /// Which idle worker serves next.
