@@ -221,11 +221,17 @@ impl<T, E> State<T, E> {
     }
 
     /// Reserves slots for the creates needed to bring the idle objects (counting those
-    /// under a background check and the refills in flight) up to `min_idle`; returns how
-    /// many to start.
-    fn plan_refill(&mut self) -> usize {
+    /// under a background check and the refills in flight) up to `min_idle`, plus
+    /// `expiring` (idle objects about to reach their lifetime, replaced ahead so idle does
+    /// not dip when they go); returns how many to start.
+    fn plan_refill(&mut self, expiring: usize) -> usize {
         let mut planned = 0;
-        while self.idle.len() + self.checking + self.refilling < self.min_idle
+        let target = if self.min_idle > 0 {
+            self.min_idle + expiring
+        } else {
+            0
+        };
+        while self.idle.len() + self.checking + self.refilling < target
             && self.has_room()
             && self.can_start_create()
         {

@@ -46,6 +46,35 @@ async fn an_object_made_for_min_idle_counts_its_first_checkout_as_its_first_use(
 }
 
 #[tokio::test(start_paused = true)]
+async fn min_idle_holds_while_objects_reach_their_lifetime() {
+    // As a database pool runs it: connections that take 50 ms to open and live 3 s.
+    let (builder, probe) = builder();
+    probe.set_delay(Hook::Create, Duration::from_millis(50));
+    let pool = builder
+        .max_size(8)
+        .min_idle(4)
+        .max_lifetime(3 * SECOND)
+        .build()
+        .unwrap();
+    settle().await;
+    pass(Duration::from_millis(100)).await;
+    assert_eq!(pool.status().idle, 4);
+    let mut lowest = usize::MAX;
+    for _ in 0..2_000 {
+        pass(Duration::from_millis(10)).await;
+        lowest = lowest.min(pool.status().idle);
+    }
+    let metrics = pool.metrics();
+    assert!(metrics.destroyed_by.lifetime >= 20, "{metrics:?}");
+    assert!(
+        lowest >= 4,
+        "idle fell to {lowest} while {} objects were replaced",
+        metrics.destroyed_by.lifetime
+    );
+    assert!(pool.status().size <= 8);
+}
+
+#[tokio::test(start_paused = true)]
 async fn min_idle_is_refilled_after_destroys_and_checkouts() {
     let (builder, probe) = builder();
     let pool = builder.max_size(5).min_idle(2).build().unwrap();

@@ -56,6 +56,13 @@ pub(crate) struct MaintenancePlan {
     pub(crate) epoch: u64,
 }
 
+/// How long before an idle object's lifetime ends its replacement is started, when
+/// `min_idle` is set: a twentieth of `max_lifetime` (objects' own lifetimes are already
+/// shortened by up to 5%).
+fn replace_ahead(config: &PoolConfig) -> Option<Duration> {
+    config.max_lifetime.map(|lifetime| lifetime / 20)
+}
+
 impl<T, E> State<T, E> {
     /// A caller's first look, first half (the common case): an idle object, unless the
     /// pool is closed, with whether maintenance should top up `min_idle` after it.
@@ -358,9 +365,18 @@ impl<T, E> State<T, E> {
             None => Vec::new(),
         };
         self.metrics.leaks += leaks.len() as u64;
+        // Idle objects within `replace_ahead` of their lifetime get their replacements now,
+        // so `min_idle` holds while they go.
+        let expiring = replace_ahead(config).map_or(0, |ahead| {
+            let soon = now + ahead;
+            self.idle
+                .iter()
+                .filter(|entry| entry.expires_at.is_some_and(|at| at <= soon))
+                .count()
+        });
         Some(MaintenancePlan {
             leaks,
-            refills: self.plan_refill(),
+            refills: self.plan_refill(expiring),
             epoch: self.epoch,
         })
     }
@@ -369,9 +385,16 @@ impl<T, E> State<T, E> {
     /// health check, or a loan reaching `leak_threshold`.
     pub(crate) fn next_wake(&self, config: &PoolConfig, now: Instant) -> Option<Instant> {
         let idle_removable = self.idle.len() > self.min_idle;
+        let ahead = replace_ahead(config).filter(|_| self.min_idle > 0);
         let idle_deadlines = self.idle.iter().flat_map(|entry| {
             [
                 entry.expires_at,
+                // Only ahead of time: once due, the replacement has been planned.
+                entry
+                    .expires_at
+                    .zip(ahead)
+                    .and_then(|(at, ahead)| at.checked_sub(ahead))
+                    .filter(|replace_at| *replace_at > now),
                 entry.next_check,
                 config
                     .idle_timeout
