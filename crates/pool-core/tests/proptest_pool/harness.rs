@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use pool_core::{DestroyedBy, TimeoutKind};
+use pool_core::{AddError, DestroyedBy, TimeoutKind};
 use pool_core::{Metrics, Object, Pool, PoolConfig, PoolError, QueueMode, ShutdownReport, Status};
 use proptest::test_runner::TestCaseError;
 use proptest::{prop_assert, prop_assert_eq};
@@ -81,6 +81,11 @@ pub(crate) struct Harness<'rt> {
     /// served from its front since they were last polled.
     queue: VecDeque<u64>,
     granted: HashSet<u64>,
+    /// Gets served by `Pool::add` (from the queue's front), and the object added: the one
+    /// they get, unless it was destroyed at checkout.
+    handed: HashMap<u64, u64>,
+    /// Objects added for a get that got another one instead: they must be destroyed.
+    doomed: Vec<(u64, u64)>,
     objects: HashMap<u64, Obj>,
     /// When each idle object was first seen idle (after it went back, or was made).
     idle_seen: HashMap<u64, Instant>,
@@ -149,6 +154,8 @@ impl<'rt> Harness<'rt> {
             no_deadline: HashSet::new(),
             queue: VecDeque::new(),
             granted: HashSet::new(),
+            handed: HashMap::new(),
+            doomed: Vec::new(),
             objects: HashMap::new(),
             idle_seen: HashMap::new(),
             idle_changed: Instant::now(),
@@ -216,6 +223,7 @@ impl<'rt> Harness<'rt> {
                 let get = self.pending.remove(i % self.pending.len());
                 self.queue.retain(|&key| key != get.key);
                 self.granted.remove(&get.key);
+                self.handed.remove(&get.key);
                 drop(get);
                 self.sync_queue()?;
             }
@@ -266,8 +274,8 @@ impl<'rt> Harness<'rt> {
                 prop_assert_eq!(evicted, s.idle as u64, "evict_all destroyed, by evicted");
                 self.evictions = true;
                 // Every object alive is stale (the idle ones are gone already).
-                let created = self.manager.backend().created_at.len() as u64;
-                for id in 1..=created {
+                let ids: Vec<u64> = self.manager.backend().ids().collect();
+                for id in ids {
                     self.obj(id).stale = true;
                 }
             }
@@ -297,13 +305,14 @@ impl<'rt> Harness<'rt> {
                 }
                 self.sync_queue()?;
             }
+            Op::Add => self.add_object(before)?,
             Op::DropObject(_) | Op::TakeObject(_) | Op::MarkBroken(_) | Op::CancelPending(_) => {}
         }
         Ok(())
     }
 
     fn obj(&mut self, id: u64) -> &mut Obj {
-        let created = self.manager.backend().created_at[id as usize - 1];
+        let created = self.manager.backend().born(id);
         self.objects.entry(id).or_insert(Obj {
             created,
             idle_since: created,
@@ -367,6 +376,75 @@ impl<'rt> Harness<'rt> {
             }
         }
         self.sync_queue()
+    }
+
+    /// `Pool::add` of an object made outside the pool, checked against the contract:
+    /// refused (`Closed`, else `Full` when `size >= max_size`), handing the same object
+    /// back and changing nothing; else counted as created and handed to the longest
+    /// waiter, or pushed on the idle list.
+    fn add_object(&mut self, before: &Before) -> Step {
+        let s = before.status;
+        let conn = self.manager.make_outside();
+        let id = conn.id;
+        let front = self.queue.front().copied();
+        let result = self.pool.add(conn);
+        let now = Instant::now();
+        let status = self.pool.status();
+        let created = self.pool.metrics().created - before.metrics.created;
+        let refusal = if self.closed {
+            Some("Closed")
+        } else if s.size >= s.max_size {
+            Some("Full")
+        } else {
+            None
+        };
+        let refused = match result {
+            Ok(()) => None,
+            Err(AddError::Full(conn)) => Some(("Full", conn)),
+            Err(AddError::Closed(conn)) => Some(("Closed", conn)),
+        };
+        let idle = self.idle_ids();
+        prop_assert_eq!(
+            refused.as_ref().map(|(why, _)| *why),
+            refusal,
+            "add of object {} to {:?} (closed: {})",
+            id,
+            s,
+            self.closed
+        );
+        if let Some((_, conn)) = refused {
+            prop_assert_eq!(conn.id, id, "add refused, handing back another object");
+            prop_assert_eq!(created, 0, "a refused add counted as created");
+            prop_assert_eq!(status, s, "a refused add changed the status");
+            prop_assert_eq!(&idle, &before.idle, "a refused add changed the idle list");
+            return Ok(());
+        }
+        self.manager.backend().added.insert(id, now);
+        prop_assert_eq!(created, 1, "an accepted add counted as created");
+        prop_assert_eq!(status.size, s.size + 1, "size after an add to {:?}", s);
+        prop_assert_eq!(status.creating, s.creating, "creating after an add");
+        if let Some(key) = front {
+            // To the longest waiter, not the idle list.
+            prop_assert_eq!(status.waiting, s.waiting - 1, "add with {:?}: waiting", s);
+            prop_assert_eq!(status.in_use, s.in_use + 1, "add with {:?}: in_use", s);
+            prop_assert_eq!(&idle, &before.idle, "object {} idle beside a waiter", id);
+            self.handed.insert(key, id);
+        } else {
+            let mut expected = before.idle.clone();
+            expected.push(id);
+            prop_assert_eq!(
+                &idle,
+                &expected,
+                "object {} added to idle {:?}",
+                id,
+                before.idle
+            );
+            prop_assert_eq!(status.in_use, s.in_use, "add without a waiter: in_use");
+        }
+        self.sync_queue()?;
+        // `sync_queue` took the front waiter as served.
+        prop_assert!(front.is_none_or(|key| self.granted.contains(&key)));
+        Ok(())
     }
 
     /// Polls a shutdown once; `true` if it finished.

@@ -23,6 +23,11 @@
 //! `Backend`, `Timeout` (its deadline, `kind`, `last_error`), and that waiters are served
 //! first come, first served (`Harness::sync_queue`). For each return, evict, retain,
 //! resize, close and shutdown: what is destroyed, and under which `DestroyedBy` reason.
+//! For each `add` of an object the test made itself (ids above `manager::OUTSIDE`):
+//! refused as `Closed` or `Full` exactly when the contract says, with the same object
+//! back; else counted as created, and handed to the longest waiter (which then gets it,
+//! unless its checkout fails) or pushed on the idle list; destroyed once, or taken, at the
+//! end like any object the manager made.
 //!
 //! Layout: `manager.rs` (the fault-injecting, recording manager), `ops.rs` (operations,
 //! setups and their strategies), `harness.rs` (the pool, what the test holds, and the
@@ -138,6 +143,24 @@ fn try_get_creates_beside_a_refill_in_flight() {
 // Cases proptest saved as seeds against an earlier `Setup` and `Op` list; the seeds no longer
 // replay them, so they are spelled out (`FailNextCreate` is now `Inject(Create, Fail)`,
 // `FailNextRecycle` `Inject(Recycle, Fail)`).
+
+/// Saved as a seed in `main.regressions`; `Op::Add` changed what the seeds generate.
+#[test]
+fn saved_case_try_get_after_a_grow_beside_a_hanging_refill() {
+    let setup = Setup {
+        min_idle: 1,
+        ..Setup::plain(2, None)
+    };
+    let ops = [
+        Op::Inject(Hook::Create, Fault::Hang),
+        Op::Get,
+        Op::Get,
+        Op::Resize(3),
+        Op::DropObject(0),
+        Op::TryGet,
+    ];
+    run_case(&setup, &ops).unwrap();
+}
 
 #[test]
 fn saved_case_waiters_through_a_timeout_and_a_grow() {

@@ -1,6 +1,7 @@
 // A manager with injectable faults that records every call it gets, and whose call.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 
@@ -9,9 +10,13 @@ use std::time::Duration;
 use pool_core::{Manager, ObjectMeta, Pool};
 use tokio::time::Instant;
 
+/// Objects the test makes itself for `Pool::add` have ids above this, so they never
+/// collide with the manager's own (from 1, in creation order).
+pub(crate) const OUTSIDE: u64 = 1 << 40;
+
 #[derive(Debug)]
 pub(crate) struct Conn {
-    /// Unique per manager, from 1, in creation order.
+    /// Unique per manager, from 1, in creation order; above `OUTSIDE` if made by the test.
     pub(crate) id: u64,
     /// Read by `is_broken`; set by `Op::MarkBroken`.
     pub(crate) broken: bool,
@@ -96,6 +101,11 @@ pub(crate) struct Backend {
     pub(crate) events: u64,
     /// When each object was created (index: id - 1), so also the number created.
     pub(crate) created_at: Vec<Instant>,
+    /// Objects the test made outside the pool (`FaultyManager::make_outside`).
+    pub(crate) made_outside: u64,
+    /// When the pool accepted each object the test gave it with `Pool::add`, by id: these
+    /// count as created too.
+    pub(crate) added: BTreeMap<u64, Instant>,
     /// Ids passed to `destroy`, in order.
     pub(crate) destroyed: Vec<u64>,
     /// Contract breaches seen from the backend's side: too many creates at once, a storm.
@@ -119,6 +129,25 @@ struct Pause {
 }
 
 impl Backend {
+    /// When the pool got this object: made by `create`, or accepted by `Pool::add`.
+    pub(crate) fn born(&self, id: u64) -> Instant {
+        if id > OUTSIDE {
+            self.added[&id]
+        } else {
+            self.created_at[id as usize - 1]
+        }
+    }
+
+    /// Every object the pool got, created or added.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        (1..=self.created_at.len() as u64).chain(self.added.keys().copied())
+    }
+
+    /// The objects the pool got: what `Metrics::created` counts.
+    pub(crate) fn got(&self) -> u64 {
+        (self.created_at.len() + self.added.len()) as u64
+    }
+
     fn start(&mut self, hook: Hook, object: Option<u64>) -> usize {
         if hook == Hook::Create {
             let in_flight = self.in_flight(Hook::Create).count();
@@ -253,6 +282,14 @@ pub(crate) struct FaultyManager(Arc<Mutex<Backend>>);
 impl FaultyManager {
     pub(crate) fn backend(&self) -> MutexGuard<'_, Backend> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes an object the way another source would, outside the pool, for `Pool::add`.
+    pub(crate) fn make_outside(&self) -> Conn {
+        let mut backend = self.backend();
+        backend.made_outside += 1;
+        let id = OUTSIDE + backend.made_outside;
+        Conn { id, broken: false }
     }
 
     /// Runs a hook as scripted. Unless a fault says otherwise, every hook completes on its

@@ -36,6 +36,8 @@ pub(crate) enum Op {
     Close,
     /// Starts `shutdown(ms)` and polls it once.
     Shutdown(u64),
+    /// `Pool::add` of an object the test made itself (not by the manager).
+    Add,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +149,7 @@ pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
         2 => Just(Op::EvictAll),
         1 => Just(Op::Close),
         1 => (0..=50u64).prop_map(Op::Shutdown),
+        4 => Just(Op::Add),
     ]
 }
 

@@ -93,17 +93,20 @@ impl Harness<'_> {
         prop_assert_eq!(m.health_check_failures, by.health_check_failed);
         let backend = self.manager.backend();
         prop_assert!(backend.trouble.is_empty(), "{:?}", backend.trouble);
-        prop_assert_eq!(
-            m.created,
-            backend.created_at.len() as u64,
-            "created vs creates"
-        );
+        // Created: the manager's successful creates, and the adds the pool accepted.
+        prop_assert_eq!(m.created, backend.got(), "created vs creates and adds");
         // Every destroy the pool started has run by now (settle yielded to it).
         prop_assert_eq!(
             m.destroyed,
             backend.destroyed.len() as u64,
             "destroyed vs destroys"
         );
+        for (key, added) in self.doomed.drain(..) {
+            prop_assert!(
+                backend.destroyed.contains(&added),
+                "get #{key} was handed added object {added}, but got another, and {added} lives"
+            );
+        }
         // Failures counted: every error, and at most every cut-off call (a timeout) too.
         let failed = |hook| {
             let count = |end| backend.count(hook, end);
@@ -176,6 +179,8 @@ impl Harness<'_> {
                 seen.insert(id),
                 "object {id} destroyed twice, or while in use"
             );
+            let got = id <= backend.created_at.len() as u64 || backend.added.contains_key(&id);
+            prop_assert!(got, "object {id} destroyed, yet never created nor added");
         }
         // Maintenance: no idle object outlives its lifetime, nor (beyond `min_idle`) its
         // idle timeout, by more than one maintenance period (it wakes at the earliest
@@ -187,7 +192,7 @@ impl Harness<'_> {
             self.idle_changed = now; // an arrival may lift the count above `min_idle`
         }
         for &id in &idle {
-            let created = backend.created_at[id as usize - 1];
+            let created = backend.born(id);
             let idle_since = self.objects.get(&id).map_or(created, |obj| obj.idle_since);
             let seen = *self.idle_seen.entry(id).or_insert(now);
             if let Some(limit) = setup.max_lifetime_ms {
@@ -233,14 +238,14 @@ impl Harness<'_> {
             prop_assert!(destroyed.insert(id), "object {id} destroyed twice");
             prop_assert!(!self.taken.contains(&id), "taken object {id} destroyed");
         }
-        for id in 1..=backend.created_at.len() as u64 {
+        for id in backend.ids() {
             prop_assert!(
                 destroyed.contains(&id) || self.taken.contains(&id),
                 "object {id} was neither destroyed nor taken"
             );
         }
         let m = self.pool.metrics();
-        prop_assert_eq!(m.created, backend.created_at.len() as u64);
+        prop_assert_eq!(m.created, backend.got());
         prop_assert_eq!(m.destroyed, backend.destroyed.len() as u64);
         Ok(())
     }

@@ -169,6 +169,7 @@ impl Harness<'_> {
         );
         let result = match poll {
             Err(_) => {
+                self.handed.remove(&key);
                 self.leave_queue(key);
                 self.sync_queue()?;
                 return Ok(Outcome::Panicked);
@@ -200,6 +201,7 @@ impl Harness<'_> {
             }
             Ok(Poll::Ready(result)) => result,
         };
+        let handed = self.handed.remove(&key);
         self.leave_queue(key);
         self.sync_queue()?;
         prop_assert!(
@@ -215,6 +217,11 @@ impl Harness<'_> {
                 prop_assert!(!object.broken, "broken object {id} handed out again");
                 let destroyed = self.manager.backend().destroyed.contains(&id);
                 prop_assert!(!destroyed, "destroyed object {id} handed out");
+                if let Some(added) = handed.filter(|&added| added != id) {
+                    // Served by an add: that object, unless its checkout failed and it
+                    // was destroyed (checked once the destroy has run, in `check`).
+                    self.doomed.push((key, added));
+                }
                 let (hca, lifetime) =
                     (self.setup.health_check_after_ms, self.setup.max_lifetime_ms);
                 let max_uses = self.setup.max_uses;
