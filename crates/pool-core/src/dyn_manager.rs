@@ -111,6 +111,16 @@ pub trait DynManager: Send + Sync + 'static {
         Ok(())
     }
 
+    /// See [`Manager::unusable`]. The default is `None`.
+    fn unusable(
+        &self,
+        object: &Self::Object,
+        meta: &ObjectMeta,
+    ) -> Option<std::borrow::Cow<'static, str>> {
+        let _ = (object, meta);
+        None
+    }
+
     /// See [`Manager::is_broken`]. The default is `false`.
     fn is_broken(&self, object: &Self::Object) -> bool {
         let _ = object;
@@ -144,6 +154,14 @@ impl<M: Manager> DynManager for M {
         Manager::health_check(self, object, meta).await
     }
 
+    fn unusable(
+        &self,
+        object: &M::Object,
+        meta: &ObjectMeta,
+    ) -> Option<std::borrow::Cow<'static, str>> {
+        Manager::unusable(self, object, meta)
+    }
+
     fn is_broken(&self, object: &M::Object) -> bool {
         Manager::is_broken(self, object)
     }
@@ -172,6 +190,10 @@ where
 
     async fn health_check(&self, object: &mut T, meta: &ObjectMeta) -> Result<(), E> {
         DynManager::health_check(&**self, object, meta).await
+    }
+
+    fn unusable(&self, object: &T, meta: &ObjectMeta) -> Option<std::borrow::Cow<'static, str>> {
+        DynManager::unusable(&**self, object, meta)
     }
 
     fn is_broken(&self, object: &T) -> bool {

@@ -197,6 +197,12 @@ impl<M: Manager> Get<'_, M> {
             return Ready::Rejected { kept_slot: false };
         };
         entry.meta.times_used += 1;
+        if let Some(reason) = shared.manager.unusable(&entry.object, &entry.meta) {
+            tracing::debug!(target: "pool_core", %reason, "object unusable at checkout");
+            return Ready::Rejected {
+                kept_slot: readying.reject_keeping_slot(DestroyReason::RecycleFailed),
+            };
+        }
         let config = &shared.config;
         let needs_now = config.max_lifetime.is_some()
             || config.health_check_after.is_some()

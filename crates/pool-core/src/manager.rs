@@ -80,6 +80,51 @@ pub trait Manager: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// Why an idle object cannot be reused, when that is known without asking the backend
+    /// (a connection the server already closed, a client past its session's expiry): a
+    /// cheap, synchronous check made at checkout, before `health_check` and `recycle`, so a
+    /// refusal needs no value of the backend's error type. `Some(reason)` destroys the
+    /// object (counted as `recycle_failures` and `destroyed_by.recycle_failed`, the reason
+    /// logged at debug level) and the caller gets another; the default is `None`.
+    ///
+    /// # Example
+    ///
+    /// A database client whose connection task has ended, as `tokio_postgres::Client`
+    /// reports it with `is_closed()`:
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use pool_core::{Manager, ObjectMeta};
+    ///
+    /// struct Client { closed: bool }
+    /// impl Client {
+    ///     fn is_closed(&self) -> bool { self.closed }
+    /// }
+    ///
+    /// struct Database;
+    ///
+    /// impl Manager for Database {
+    ///     type Object = Client;
+    ///     type Error = std::io::Error;
+    ///
+    ///     async fn create(&self) -> Result<Client, std::io::Error> {
+    ///         Ok(Client { closed: false })
+    ///     }
+    ///
+    ///     fn unusable(&self, client: &Client, _: &ObjectMeta) -> Option<Cow<'static, str>> {
+    ///         client.is_closed().then_some(Cow::Borrowed("connection closed by the server"))
+    ///     }
+    /// }
+    /// ```
+    fn unusable(
+        &self,
+        object: &Self::Object,
+        meta: &ObjectMeta,
+    ) -> Option<std::borrow::Cow<'static, str>> {
+        let _ = (object, meta);
+        None
+    }
+
     /// A cheap, synchronous check made when an object comes back to the pool; `true`
     /// destroys it instead of keeping it. A panic here counts as broken. The default is
     /// `false`.

@@ -56,6 +56,60 @@ async fn max_uses_is_shortened_per_object_by_up_to_5_percent_never_lengthened() 
     );
 }
 
+/// Connections numbered from 1; those in `closed` say so through `Manager::unusable`.
+struct Connections {
+    next: std::sync::atomic::AtomicU32,
+    closed: Arc<Mutex<Vec<u32>>>,
+}
+
+impl pool_core::Manager for Connections {
+    type Object = u32;
+    type Error = std::io::Error;
+
+    async fn create(&self) -> Result<u32, std::io::Error> {
+        Ok(self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
+    }
+
+    fn unusable(
+        &self,
+        id: &u32,
+        _: &pool_core::ObjectMeta,
+    ) -> Option<std::borrow::Cow<'static, str>> {
+        let closed = self.closed.lock().unwrap().contains(id);
+        closed.then_some("connection closed by the server".into())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unusable_object_is_refused_at_checkout_without_a_backend_error() {
+    let closed = Arc::new(Mutex::new(Vec::new()));
+    let manager = Connections {
+        next: Default::default(),
+        closed: Arc::clone(&closed),
+    };
+    let pool = pool_core::Pool::builder(manager)
+        .max_size(4)
+        .build()
+        .unwrap();
+    let (first, second) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    assert_eq!((*first, *second), (1, 2));
+    drop(first);
+    drop(second);
+    closed.lock().unwrap().push(2);
+    // LIFO would hand out 2: it is refused, and 1 is handed out instead.
+    assert_eq!(*pool.get().await.unwrap(), 1);
+    let metrics = pool.metrics();
+    assert_eq!(
+        (
+            metrics.recycle_failures,
+            metrics.destroyed_by.recycle_failed,
+            metrics.recycled
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(pool.status().size, 1);
+}
+
 /// An object made outside the pool, numbered apart from the manager's.
 fn made_elsewhere(id: u64) -> support::TestObject {
     support::TestObject {
