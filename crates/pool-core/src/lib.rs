@@ -49,6 +49,7 @@
 #![deny(unsafe_code)]
 
 mod backoff;
+mod blocking;
 mod builder;
 mod cache_padded;
 mod config;
@@ -77,6 +78,7 @@ mod striped;
 mod timer;
 mod waiters;
 
+pub use blocking::BlockingError;
 pub use builder::PoolBuilder;
 pub use config::{DEFAULT_CREATE_BACKOFF_MAX, PoolConfig, QueueMode};
 pub use dyn_manager::DynManager;

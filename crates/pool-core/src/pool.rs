@@ -110,6 +110,27 @@ impl<M: Manager> Pool<M> {
         self.get_within(None, Mode::Try)
     }
 
+    /// `get`, for a caller located elsewhere (`get_blocking`).
+    pub(crate) fn get_at(
+        &self,
+        caller: &'static Location<'static>,
+    ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + '_ {
+        get::get(
+            &self.shared,
+            self.shared.config.wait_timeout,
+            Mode::Wait,
+            caller,
+        )
+    }
+
+    /// `try_get`, for a caller located elsewhere (`try_get_blocking`).
+    pub(crate) fn try_get_at(
+        &self,
+        caller: &'static Location<'static>,
+    ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + '_ {
+        get::get(&self.shared, None, Mode::Try, caller)
+    }
+
     /// `#[track_caller]` all the way down, so a leak report names the user's `get` call.
     #[track_caller]
     fn get_within(
