@@ -8,7 +8,9 @@ use std::sync::Arc;
 pub enum TimeoutKind {
     /// Waiting for an object to come back or for a free slot.
     Wait,
-    /// Creating a new object (the caller's deadline, or `create_timeout`).
+    /// Creating a new object (the caller's deadline, or `create_timeout`), or waiting to
+    /// try again after a create made for this caller failed: a timeout on a down backend
+    /// says `Create`, not `Wait`.
     Create,
     /// Recycling or health-checking an idle object.
     Recycle,

@@ -29,6 +29,9 @@ use find_or_queue::{FindOrQueue, Found};
 pub(crate) struct Progress<E> {
     pub(crate) phase: TimeoutKind,
     pub(crate) last_error: Option<Arc<E>>,
+    /// A create made for this caller failed or timed out: time spent waiting afterwards
+    /// (for the backoff's probe, or an object) went to creating.
+    create_failed: bool,
 }
 
 impl<E> Progress<E> {
@@ -36,7 +39,17 @@ impl<E> Progress<E> {
         Self {
             phase: TimeoutKind::Wait,
             last_error: None,
+            create_failed: false,
         }
+    }
+
+    /// The phase of a caller about to look (again) for an object.
+    fn looking(&mut self) {
+        self.phase = if self.create_failed {
+            TimeoutKind::Create
+        } else {
+            TimeoutKind::Wait
+        };
     }
 }
 
@@ -114,7 +127,7 @@ impl<M: Manager> Get<'_, M> {
             let found = if std::mem::take(&mut holding_slot) {
                 Found::CreateSlot
             } else {
-                self.progress.phase = TimeoutKind::Wait;
+                self.progress.looking();
                 FindOrQueue::new(self.shared, self.mode).await?
             };
             let entry = match found {
@@ -128,9 +141,10 @@ impl<M: Manager> Get<'_, M> {
                         Err(CreateFailure::TimedOut) if self.deadline.is_none() => {
                             return Err(self.timed_out());
                         }
-                        Err(CreateFailure::TimedOut) => {}
+                        Err(CreateFailure::TimedOut) => self.progress.create_failed = true,
                         Err(CreateFailure::Shared(error)) => {
                             self.progress.last_error = Some(error);
+                            self.progress.create_failed = true;
                         }
                     }
                     // Only reached with a deadline: look again. The failure paused creates

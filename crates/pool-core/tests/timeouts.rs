@@ -98,7 +98,9 @@ async fn wait_timeout_is_one_deadline_across_waiting_and_creating() {
 async fn with_a_deadline_failed_creates_are_retried_and_the_timeout_carries_the_error() {
     let (pool, probe) = pool_with_deadline(1, Duration::from_secs(2));
     probe.set_always(Hook::Create, Some(Fault::Fail));
-    let (_, last_error) = timed_out_get(&pool, Duration::from_secs(2)).await;
+    let (kind, last_error) = timed_out_get(&pool, Duration::from_secs(2)).await;
+    // The time went into creating (and waiting to retry), not into waiting for an object.
+    assert_eq!(kind, TimeoutKind::Create);
     let last_error = last_error.expect("the backend's error is kept");
     assert_eq!(last_error.hook, Hook::Create);
     assert!(probe.creates() > 1, "retried: {} creates", probe.creates());

@@ -126,6 +126,13 @@ impl Harness<'_> {
             .calls
             .iter()
             .any(|call| call.caller == Some(key) && call.end == Some(End::Err));
+        // A create made for this caller failed or was cut off: its later waiting counts as
+        // creating.
+        let create_tried = backend.calls.iter().any(|call| {
+            call.caller == Some(key)
+                && call.hook == Hook::Create
+                && matches!(call.end, Some(End::Err | End::Dropped))
+        });
         // The pool keeps its latest create failure since its last success, unless that
         // failure went to a caller without a deadline as `Backend`.
         let success = backend.last_create_end(|end| end == End::Ok);
@@ -145,7 +152,7 @@ impl Harness<'_> {
                     || matches!(
                         poll,
                         Ok(Poll::Ready(Err(PoolError::Timeout {
-                            kind: TimeoutKind::Wait,
+                            kind: TimeoutKind::Wait | TimeoutKind::Create,
                             ..
                         })))
                     ),
@@ -299,6 +306,7 @@ impl Harness<'_> {
                 // to wait).
                 let may_requeue = self.setup.create_timeout_ms.is_some();
                 let phase_ok = match place {
+                    Place::Queued if create_tried => kind == TimeoutKind::Create,
                     Place::Queued => kind == TimeoutKind::Wait,
                     Place::Busy(Hook::Create) => {
                         kind == TimeoutKind::Create || may_requeue && kind == TimeoutKind::Wait
