@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::random;
 
 const FIRST_DELAY: Duration = Duration::from_millis(10);
@@ -29,6 +31,11 @@ pub(crate) struct Backoff {
     consecutive_failures: u32,
     /// The longest delay (`create_backoff_max`).
     cap: Duration,
+    /// While a delay runs: when it ends (no create can start before).
+    paused_until: Option<Instant>,
+    /// Numbers the delays, so the timer of an earlier delay (ended early by a success)
+    /// cannot end a later one.
+    delays: u64,
 }
 
 impl Backoff {
@@ -37,6 +44,8 @@ impl Backoff {
             phase: Phase::Open,
             consecutive_failures: 0,
             cap,
+            paused_until: None,
+            delays: 0,
         }
     }
 
@@ -60,24 +69,36 @@ impl Backoff {
 
     pub(crate) fn create_succeeded(&mut self) {
         self.phase = Phase::Open;
+        self.paused_until = None;
         self.consecutive_failures = 0;
     }
 
-    /// Records a failure. Returns the delay to wait before the next probe, unless a delay
-    /// is already running (a create started before the backoff began failed too).
-    pub(crate) fn create_failed(&mut self) -> Option<Duration> {
+    /// Records a failure at `now`. Returns the delay to wait before the next probe and the
+    /// delay's number (for [`delay_elapsed`](Self::delay_elapsed)), unless a delay is
+    /// already running (a create started before the backoff began failed too).
+    pub(crate) fn create_failed(&mut self, now: Instant) -> Option<(Duration, u64)> {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         if self.phase == Phase::Waiting {
             return None;
         }
         self.phase = Phase::Waiting;
-        Some(delay_after(self.consecutive_failures, self.cap))
+        let delay = delay_after(self.consecutive_failures, self.cap);
+        self.paused_until = Some(now + delay);
+        self.delays += 1;
+        Some((delay, self.delays))
     }
 
-    /// The delay is over: let one create probe the backend.
-    pub(crate) fn delay_elapsed(&mut self) {
-        if self.phase == Phase::Waiting {
+    /// While creates are paused: when the pause ends.
+    pub(crate) fn paused_until(&self) -> Option<Instant> {
+        self.paused_until.filter(|_| self.phase == Phase::Waiting)
+    }
+
+    /// Delay number `delay` is over: let one create probe the backend. The timer of an
+    /// earlier delay, which a success ended before it fired, changes nothing.
+    pub(crate) fn delay_elapsed(&mut self, delay: u64) {
+        if self.phase == Phase::Waiting && delay == self.delays {
             self.phase = Phase::ProbeReady;
+            self.paused_until = None;
         }
     }
 
@@ -104,9 +125,9 @@ mod tests {
     fn a_failure_pauses_creates_until_the_delay_then_allows_one_probe() {
         let mut backoff = Backoff::new(CAP);
         assert!(backoff.allows_create());
-        assert!(backoff.create_failed().is_some());
+        let (_, delay) = backoff.create_failed(Instant::now()).unwrap();
         assert!(!backoff.allows_create());
-        backoff.delay_elapsed();
+        backoff.delay_elapsed(delay);
         assert!(backoff.allows_create());
         backoff.create_started();
         assert!(!backoff.allows_create(), "only one probe at a time");
@@ -118,18 +139,34 @@ mod tests {
     #[test]
     fn failures_while_waiting_do_not_start_another_delay() {
         let mut backoff = Backoff::new(CAP);
-        assert!(backoff.create_failed().is_some());
-        assert!(backoff.create_failed().is_none());
+        assert!(backoff.create_failed(Instant::now()).is_some());
+        assert!(backoff.create_failed(Instant::now()).is_none());
         assert_eq!(backoff.consecutive_failures(), 2);
     }
 
     #[test]
     fn an_abandoned_probe_can_be_retried() {
         let mut backoff = Backoff::new(CAP);
-        backoff.create_failed();
-        backoff.delay_elapsed();
+        let (_, delay) = backoff.create_failed(Instant::now()).unwrap();
+        backoff.delay_elapsed(delay);
         backoff.create_started();
         backoff.create_abandoned();
+        assert!(backoff.allows_create());
+    }
+
+    #[test]
+    fn the_timer_of_an_earlier_delay_does_not_end_a_later_one() {
+        let mut backoff = Backoff::new(CAP);
+        let (_, first) = backoff.create_failed(Instant::now()).unwrap();
+        // A create started before the failure succeeds: the delay is over early.
+        backoff.create_succeeded();
+        let (_, second) = backoff.create_failed(Instant::now()).unwrap();
+        backoff.delay_elapsed(first);
+        assert!(
+            !backoff.allows_create(),
+            "the first delay's timer ended the second"
+        );
+        backoff.delay_elapsed(second);
         assert!(backoff.allows_create());
     }
 

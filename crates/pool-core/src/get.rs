@@ -73,7 +73,7 @@ pub(crate) async fn get<M: Manager>(
     };
     loop {
         get.progress.phase = TimeoutKind::Wait;
-        let find = FindOrQueue::new(shared, mode);
+        let find = FindOrQueue::new(shared, mode, get.deadline);
         let found = match get.deadline {
             None => find.await,
             Some(deadline) => match timer::bounded(deadline, find).await {
@@ -84,6 +84,7 @@ pub(crate) async fn get<M: Manager>(
         let entry = match found {
             Found::Idle(entry) => entry,
             Found::CreateSlot => return Box::pin(get.create_then_retry()).await,
+            Found::TooLate => return Err(get.too_late()),
         };
         match get.ready_idle(entry).await {
             Ready::Object(entry) => return Ok(Object::lend(shared, entry, caller)),
@@ -128,10 +129,11 @@ impl<M: Manager> Get<'_, M> {
                 Found::CreateSlot
             } else {
                 self.progress.looking();
-                FindOrQueue::new(self.shared, self.mode).await?
+                FindOrQueue::new(self.shared, self.mode, self.deadline).await?
             };
             let entry = match found {
                 Found::Idle(entry) => entry,
+                Found::TooLate => return Err(self.too_late()),
                 Found::CreateSlot => {
                     self.progress.phase = TimeoutKind::Create;
                     match self.create_in_slot().await {
@@ -159,6 +161,13 @@ impl<M: Manager> Get<'_, M> {
                 Ready::DeadlinePassed => return Err(self.timed_out()),
             }
         }
+    }
+
+    /// The timeout of a caller that nothing could serve before its deadline (the backend is
+    /// down and the pool empty): the time would have gone to creating.
+    fn too_late(&mut self) -> PoolError<M::Error> {
+        self.progress.phase = TimeoutKind::Create;
+        self.timed_out()
     }
 
     /// Builds the timeout error for this caller, counting it.

@@ -203,7 +203,7 @@ impl<M: Manager> RefillSlot<M> {
             Some(Ok(Err(error))) => {
                 tracing::warn!(target: "pool_core", %error, "create for min_idle failed");
                 let error = Some(Arc::new(error));
-                shared.with_state(|state, after| state.refill_failed(error, after));
+                shared.with_state(|state, after| state.refill_failed(error, now, after));
             }
             failed => {
                 match failed {
@@ -212,7 +212,7 @@ impl<M: Manager> RefillSlot<M> {
                     }
                     None => tracing::warn!(target: "pool_core", "create for min_idle panicked"),
                 }
-                shared.with_state(|state, after| state.refill_failed(None, after));
+                shared.with_state(|state, after| state.refill_failed(None, now, after));
             }
         }
     }

@@ -106,14 +106,14 @@ impl<M: Manager> Shared<M> {
             tracing::debug!(target: "pool_core", ?reason, "destroying object");
             self.spawn_destroy(object);
         }
-        if let Some((delay, failures)) = after.backoff_delay {
+        if let Some((delay, number, failures)) = after.backoff_delay {
             tracing::warn!(
                 target: "pool_core",
                 ?delay,
                 consecutive_failures = failures,
                 "create failed; creates paused before the next probe"
             );
-            self.spawn_backoff_timer(delay);
+            self.spawn_backoff_timer(delay, number);
         }
         if after.changed {
             self.changed.notify_waiters();
@@ -161,22 +161,22 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Ends a backoff delay after `delay`, on the pool's runtime.
-    fn spawn_backoff_timer(self: &Arc<Self>, delay: Duration) {
+    fn spawn_backoff_timer(self: &Arc<Self>, delay: Duration, number: u64) {
         let Some(runtime) = self.runtime() else {
-            self.backoff_elapsed();
+            self.backoff_elapsed(number);
             return;
         };
         let pool = Arc::downgrade(self);
         runtime.spawn(async move {
             tokio::time::sleep(delay).await;
             if let Some(shared) = pool.upgrade() {
-                shared.backoff_elapsed();
+                shared.backoff_elapsed(number);
             }
         });
     }
 
-    fn backoff_elapsed(self: &Arc<Self>) {
-        self.with_state(|state, after| state.backoff_elapsed(after));
+    fn backoff_elapsed(self: &Arc<Self>, number: u64) {
+        self.with_state(|state, after| state.backoff_elapsed(number, after));
     }
 
     /// Records who holds object `id` since now, for `leak_threshold`.

@@ -296,7 +296,7 @@ impl<T, E> State<T, E> {
 
     /// A create failed (`error` is kept as the pool's latest failure when given): its
     /// slot is freed and creation backs off.
-    fn create_failed(&mut self, error: Option<Arc<E>>, after: &mut AfterUnlock<T>) {
+    fn create_failed(&mut self, error: Option<Arc<E>>, now: Instant, after: &mut AfterUnlock<T>) {
         self.creating -= 1;
         self.metrics.create_failures += 1;
         if error.is_some() {
@@ -304,8 +304,8 @@ impl<T, E> State<T, E> {
         }
         after.backoff_delay = self
             .backoff
-            .create_failed()
-            .map(|delay| (delay, self.backoff.consecutive_failures()));
+            .create_failed(now)
+            .map(|(delay, number)| (delay, number, self.backoff.consecutive_failures()));
         after.changed = true;
         self.free_slot(after);
     }

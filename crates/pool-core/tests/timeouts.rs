@@ -23,6 +23,12 @@ fn pool_with_deadline(max_size: usize, wait_timeout: Duration) -> (TestPool, Arc
     (pool, probe)
 }
 
+/// A `get_timeout(limit)` in a task of its own.
+fn spawn_get_timeout(pool: &TestPool, limit: Duration) -> tokio::task::JoinHandle<GetResult> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.get_timeout(limit).await })
+}
+
 /// Runs `pool.get()`, checks it timed out after exactly `after`, and returns the parts.
 async fn timed_out_get(pool: &TestPool, after: Duration) -> (TimeoutKind, Option<Arc<TestError>>) {
     let start = Instant::now();
@@ -98,7 +104,15 @@ async fn wait_timeout_is_one_deadline_across_waiting_and_creating() {
 async fn with_a_deadline_failed_creates_are_retried_and_the_timeout_carries_the_error() {
     let (pool, probe) = pool_with_deadline(1, Duration::from_secs(2));
     probe.set_always(Hook::Create, Some(Fault::Fail));
-    let (kind, last_error) = timed_out_get(&pool, Duration::from_secs(2)).await;
+    // Retried while a probe could still come before the deadline; told at once when the
+    // next pause would outlast it.
+    let start = Instant::now();
+    let (kind, last_error) = expect_timeout(pool.get().await);
+    assert!(
+        start.elapsed() <= Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     // The time went into creating (and waiting to retry), not into waiting for an object.
     assert_eq!(kind, TimeoutKind::Create);
     let last_error = last_error.expect("the backend's error is kept");
@@ -107,6 +121,56 @@ async fn with_a_deadline_failed_creates_are_retried_and_the_timeout_carries_the_
     assert_eq!(pool.metrics().create_failures, probe.creates() as u64);
     assert_eq!(pool.status().size, 0);
     assert_balanced(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_nothing_could_serve_before_its_deadline_is_told_at_once() {
+    let (pool, probe) = pool(2);
+    probe.set_always(Hook::Create, Some(Fault::Fail));
+    // Its own create fails, which pauses creates for at least 5 ms, past its 1 ms deadline.
+    let start = Instant::now();
+    let (kind, last_error) = expect_timeout(pool.get_timeout(Duration::from_millis(1)).await);
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "it did not wait for a probe past its deadline"
+    );
+    assert_eq!(kind, TimeoutKind::Create);
+    assert!(last_error.is_some(), "the backend's failure is the cause");
+    assert_eq!((probe.creates(), pool.metrics().timeouts), (1, 1));
+    // A caller whose deadline lies past the pause waits for the probes as usual, until
+    // the next pause would outlast its deadline.
+    let start = Instant::now();
+    let (kind, _) = expect_timeout(pool.get_timeout(Duration::from_secs(1)).await);
+    let waited = start.elapsed();
+    assert!(
+        waited > Duration::ZERO && waited <= Duration::from_secs(1),
+        "{waited:?}"
+    );
+    assert_eq!(kind, TimeoutKind::Create);
+    assert!(
+        probe.creates() > 1,
+        "the probe ran: {} creates",
+        probe.creates()
+    );
+    assert_balanced(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_waits_past_a_pause_when_an_object_could_come_back() {
+    let (pool, probe) = pool(1);
+    let held = pool.get().await.unwrap();
+    probe.set_always(Hook::Create, Some(Fault::Fail));
+    pool.resize(2).unwrap();
+    // Its create fails and pauses creates, but the held object may come back: it waits.
+    let waiter = spawn_get_timeout(&pool, Duration::from_secs(1));
+    settle().await;
+    drop(held);
+    let object = waiter
+        .await
+        .unwrap()
+        .expect("served by the returned object");
+    assert_eq!(meta_id(&object), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -26,6 +26,8 @@ pub(crate) enum Found<T> {
     Idle(Box<Entry<T>>),
     /// A slot reserved for this caller to create in.
     CreateSlot,
+    /// Nothing can come before the caller's deadline (see `FirstLook::TooLate`).
+    TooLate,
 }
 
 /// The first step of a `get`, done in one lock: take an idle object, reserve a slot, or
@@ -33,15 +35,18 @@ pub(crate) enum Found<T> {
 pub(crate) struct FindOrQueue<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
     mode: Mode,
+    /// The caller's deadline.
+    deadline: Option<Instant>,
     /// Set once queued, with when the wait began.
     waiting: Option<(WaiterKey, Instant)>,
 }
 
 impl<'a, M: Manager> FindOrQueue<'a, M> {
-    pub(crate) fn new(shared: &'a Arc<Shared<M>>, mode: Mode) -> Self {
+    pub(crate) fn new(shared: &'a Arc<Shared<M>>, mode: Mode, deadline: Option<Instant>) -> Self {
         Self {
             shared,
             mode,
+            deadline,
             waiting: None,
         }
     }
@@ -62,7 +67,7 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
                 return Poll::Ready(Ok(Found::Idle(entry)));
             }
             let may_wait = self.mode == Mode::Wait;
-            let look = state.look_further(may_wait, &shared.config, cx.waker());
+            let look = state.look_further(may_wait, self.deadline, &shared.config, cx.waker());
             drop(state);
             return match look {
                 FirstLook::CreateSlot => Poll::Ready(Ok(Found::CreateSlot)),
@@ -72,6 +77,7 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
                 }
                 FirstLook::Closed => Poll::Ready(Err(PoolError::Closed)),
                 FirstLook::Exhausted => Poll::Ready(Err(PoolError::Exhausted)),
+                FirstLook::TooLate => Poll::Ready(Ok(Found::TooLate)),
             };
         };
         // A queued waiter is only woken by a grant, so reading the clock for its wait time

@@ -14,9 +14,9 @@ pub(crate) struct AfterUnlock<T> {
     pub(crate) changed: bool,
     /// Maintenance should look again (e.g. to refill `min_idle`).
     pub(crate) wake_maintenance: bool,
-    /// A create failed and a backoff delay must be timed: the delay and the consecutive
-    /// failures so far.
-    pub(crate) backoff_delay: Option<(Duration, u32)>,
+    /// A create failed and a backoff delay must be timed: the delay, its number, and the
+    /// consecutive failures so far.
+    pub(crate) backoff_delay: Option<(Duration, u64, u32)>,
 }
 
 impl<T> AfterUnlock<T> {

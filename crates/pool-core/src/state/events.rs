@@ -27,6 +27,9 @@ pub(crate) enum FirstLook {
     Closed,
     /// Nothing, and the caller may not queue (`try_get`, or `max_waiting` reached).
     Exhausted,
+    /// Nothing can serve the caller before its deadline: no object exists (none idle, lent
+    /// or being created) and creates are paused past the deadline.
+    TooLate,
 }
 
 /// What a queued caller collected.
@@ -77,10 +80,12 @@ impl<T, E> State<T, E> {
     }
 
     /// A caller's first look, second half, in the same lock when nothing was idle: reserve
-    /// a slot to create in, or queue (when `may_wait`, and `max_waiting` allows).
+    /// a slot to create in, or queue (when `may_wait`, and `max_waiting` allows), unless
+    /// nothing could serve it before its `deadline`.
     pub(crate) fn look_further(
         &mut self,
         may_wait: bool,
+        deadline: Option<Instant>,
         config: &PoolConfig,
         waker: &Waker,
     ) -> FirstLook {
@@ -95,6 +100,14 @@ impl<T, E> State<T, E> {
             .is_some_and(|max| self.waiters.len() >= max);
         if !may_wait || queue_full {
             return FirstLook::Exhausted;
+        }
+        // No object could come back, and no create may start before the deadline: waiting
+        // would only spend it (an `add` could still come, but nothing the pool does).
+        let paused_past_deadline = deadline
+            .zip(self.backoff.paused_until())
+            .is_some_and(|(deadline, paused_until)| paused_until >= deadline);
+        if self.size == 0 && paused_past_deadline {
+            return FirstLook::TooLate;
         }
         self.metrics.waits += 1;
         FirstLook::Queued(self.waiters.push(waker.clone()))
@@ -199,15 +212,15 @@ impl<T, E> State<T, E> {
             }
             Some(Err(error)) if share_error => {
                 let error = Arc::new(error);
-                self.create_failed(Some(Arc::clone(&error)), after);
+                self.create_failed(Some(Arc::clone(&error)), now, after);
                 Err(CreateFailure::Shared(error))
             }
             Some(Err(error)) => {
-                self.create_failed(None, after);
+                self.create_failed(None, now, after);
                 Err(CreateFailure::Error(error))
             }
             None => {
-                self.create_failed(None, after);
+                self.create_failed(None, now, after);
                 Err(CreateFailure::TimedOut)
             }
         }
@@ -268,9 +281,14 @@ impl<T, E> State<T, E> {
     }
 
     /// A `min_idle` create failed (timed out or panicked, when `error` is `None`).
-    pub(crate) fn refill_failed(&mut self, error: Option<Arc<E>>, after: &mut AfterUnlock<T>) {
+    pub(crate) fn refill_failed(
+        &mut self,
+        error: Option<Arc<E>>,
+        now: Instant,
+        after: &mut AfterUnlock<T>,
+    ) {
         self.refilling -= 1;
-        self.create_failed(error, after);
+        self.create_failed(error, now, after);
     }
 
     /// A `min_idle` create was dropped before it ended (its runtime shut down).
@@ -481,9 +499,10 @@ impl<T, E> State<T, E> {
         after.wake_maintenance = true;
     }
 
-    /// A backoff delay ended: the next create may probe.
-    pub(crate) fn backoff_elapsed(&mut self, after: &mut AfterUnlock<T>) {
-        self.backoff.delay_elapsed();
+    /// Backoff delay number `delay` ended: the next create may probe (unless a success
+    /// ended that delay early and a later one runs).
+    pub(crate) fn backoff_elapsed(&mut self, delay: u64, after: &mut AfterUnlock<T>) {
+        self.backoff.delay_elapsed(delay);
         self.creates_eased(after);
     }
 

@@ -199,7 +199,7 @@ fn check_out(shared: &Shared, n: usize) -> Vec<Box<Entry<u64>>> {
     let mut after = AfterUnlock::new();
     let objects = (0..n)
         .map(|_| {
-            let look = state.look_further(true, &shared.config, Waker::noop());
+            let look = state.look_further(true, None, &shared.config, Waker::noop());
             assert!(matches!(look, FirstLook::CreateSlot));
             create(&mut state, &shared.config, &mut after).unwrap()
         })
@@ -214,7 +214,7 @@ fn queue_waiter(shared: &Shared) -> WaiterKey {
         .state
         .lock()
         .unwrap()
-        .look_further(true, &shared.config, Waker::noop());
+        .look_further(true, None, &shared.config, Waker::noop());
     match look {
         FirstLook::Queued(key) => key,
         _ => panic!("expected to queue"),
@@ -358,21 +358,19 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
         let shared = Arc::new(Shared::new(1, 1));
         let object = check_out(&shared, 1).pop().unwrap();
         // As a failed create leaves it (no slot is free to fail one in here).
-        assert!(
-            shared
-                .state
-                .lock()
-                .unwrap()
-                .backoff
-                .create_failed()
-                .is_some()
-        );
+        let (_, delay) = shared
+            .state
+            .lock()
+            .unwrap()
+            .backoff
+            .create_failed(Instant::now())
+            .unwrap();
         let key = queue_waiter(&shared);
         let taker = spawn_with(&shared, move |shared, outcome| {
             shared.take(object, outcome);
         });
         let timer = spawn_with(&shared, move |shared, outcome| {
-            shared.locked(outcome, |state, after| state.backoff_elapsed(after));
+            shared.locked(outcome, |state, after| state.backoff_elapsed(delay, after));
         });
         let waiter = spawn_with(&shared, move |shared, outcome| {
             shared.wait_once(key, true, outcome);
@@ -392,7 +390,7 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
             told => {
                 assert_eq!(told, Some(Told::GaveUp));
                 assert_eq!(state.size, 0);
-                let newcomer = state.look_further(true, &shared.config, Waker::noop());
+                let newcomer = state.look_further(true, None, &shared.config, Waker::noop());
                 assert!(
                     matches!(newcomer, FirstLook::CreateSlot),
                     "the pool stayed paused"

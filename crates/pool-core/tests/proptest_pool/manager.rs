@@ -114,6 +114,9 @@ pub(crate) struct Backend {
     pub(crate) pool: Option<Pool<FaultyManager>>,
     /// The pause after the first failed create since the last success.
     pause: Option<Pause>,
+    /// When a create last failed or was cut off: creates may stay paused until at most
+    /// `create_backoff_max` after it.
+    pub(crate) last_create_trouble: Option<Instant>,
 }
 
 /// The shortest pause after a failed create (the guide: 10 ms, cut by a random up-to-half).
@@ -198,6 +201,9 @@ impl Backend {
     fn end(&mut self, index: usize, end: End) {
         if end == End::Ok && self.calls[index].hook == Hook::Create {
             self.pause = None;
+        }
+        if matches!(end, End::Err | End::Dropped) && self.calls[index].hook == Hook::Create {
+            self.last_create_trouble = Some(Instant::now());
         }
         if self.calls[index].end.is_none() {
             self.events += 1;

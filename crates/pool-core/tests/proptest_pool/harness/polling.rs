@@ -143,6 +143,12 @@ impl Harness<'_> {
                 && !call.caller.is_some_and(|k| self.no_deadline.contains(&k))
         });
         let busy = backend.busy(key);
+        // Whether nothing could serve it before its deadline: creates may be paused, and
+        // the pause ends at most `create_backoff_max` after the latest failed create.
+        let may_be_paused_until = backend
+            .last_create_trouble
+            .filter(|_| backend.creates_may_pause())
+            .map(|at| at + pool_core::DEFAULT_CREATE_BACKOFF_MAX);
         drop(backend);
 
         if place == Place::Queued {
@@ -293,7 +299,16 @@ impl Harness<'_> {
                 self.timeouts += 1;
                 match get.deadline {
                     Some(deadline) => {
-                        prop_assert!(now >= deadline, "timed out {:?} early", deadline - now)
+                        // Early only when nothing could serve it in time: no object at all,
+                        // and creates paused past its deadline.
+                        let too_late = kind == TimeoutKind::Create
+                            && self.pool.status().size == 0
+                            && may_be_paused_until.is_some_and(|until| deadline <= until);
+                        prop_assert!(
+                            now >= deadline || too_late,
+                            "timed out {:?} early",
+                            deadline - now
+                        )
                     }
                     // Without a deadline, only `create_timeout` ends a get in a timeout.
                     None => prop_assert!(
@@ -301,17 +316,17 @@ impl Harness<'_> {
                         "Timeout {kind:?} from a get without a deadline"
                     ),
                 }
-                // The phase it was in.
-                // The phase it was in (a create cut off by `create_timeout` sends it back
-                // to wait).
-                let may_requeue = self.setup.create_timeout_ms.is_some();
+                // The phase it was in, or one it moved on to in this poll: a hook cut off
+                // by its own timeout (`create_timeout`, `recycle_timeout`) sends the get on
+                // to look again, and perhaps to create or recycle, before its deadline
+                // ends it.
+                let create_cut = self.setup.create_timeout_ms.is_some();
+                let hook_cut = self.setup.recycle_timeout_ms.is_some();
                 let phase_ok = match place {
                     Place::Queued if create_tried => kind == TimeoutKind::Create,
                     Place::Queued => kind == TimeoutKind::Wait,
-                    Place::Busy(Hook::Create) => {
-                        kind == TimeoutKind::Create || may_requeue && kind == TimeoutKind::Wait
-                    }
-                    Place::Busy(_) => kind == TimeoutKind::Recycle,
+                    Place::Busy(Hook::Create) => kind == TimeoutKind::Create || create_cut,
+                    Place::Busy(_) => kind == TimeoutKind::Recycle || hook_cut,
                     Place::Granted | Place::New => true,
                 };
                 prop_assert!(phase_ok, "Timeout {kind:?} of a get in {place:?}");
