@@ -145,9 +145,10 @@ impl Launch {
     }
 }
 
-/// A process could not be started; the message names the program or directory at fault.
+/// A process could not be started; the message names the program or directory at fault,
+/// and the operating system's error is its `source()`.
 #[derive(Debug, thiserror::Error)]
-#[error("{problem}: {source}")]
+#[error("{problem}")]
 pub struct SpawnError {
     problem: String,
     source: io::Error,

@@ -446,7 +446,8 @@ fn a_closed_pool_refuses_new_runs() {
             matches!(error, CommandError::Pool(PoolError::Closed)),
             "{error}"
         );
-        assert!(error.to_string().contains("closed"), "{error}");
+        let report = support::report(&error);
+        assert!(report.contains("closed"), "{report}");
     });
 }
 

@@ -92,7 +92,8 @@ async fn the_default_facade_reports_each_misuse_and_restarts_after_shutdown() {
         matches!(&error, GlobalError::Build { pool, .. } if pool == "zero"),
         "{error:?}"
     );
-    assert!(error.to_string().contains("max_size"), "{error}");
+    let report = support::report(&error);
+    assert!(report.contains("max_size"), "{report}");
     assert!(matches!(global::get(), Err(GlobalError::ShutDown)));
 }
 

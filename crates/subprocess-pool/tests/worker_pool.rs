@@ -110,7 +110,7 @@ async fn garbage_on_stdout_is_a_protocol_error_and_the_pool_keeps_serving() {
 async fn a_worker_answering_one_request_twice_fails_that_call_and_is_not_used_again() {
     let pool = pool_of(sh_worker(), 1);
     let error = worker_error(pool.call("twice".into()).await);
-    let message = error.to_string();
+    let message = support::report(&error);
     assert!(
         matches!(error, RunnerError::Protocol(ProtocolError::Unasked(_))),
         "{message}"
@@ -153,7 +153,7 @@ async fn a_runner_refuses_a_call_after_output_nobody_asked_for() {
     assert_eq!(runner.call(act.request()).await.unwrap(), "stray");
     act.done().await;
     // The reader saw the line arrive while the worker was idle.
-    let message = runner.call("next".into()).await.unwrap_err().to_string();
+    let message = support::report(&runner.call("next".into()).await.unwrap_err());
     assert!(
         message.contains("while no request was outstanding"),
         "{message}"
@@ -170,7 +170,7 @@ async fn an_oversize_response_is_an_error_not_an_out_of_memory() {
         .build()
         .unwrap();
     let error = worker_error(pool.call("big".into()).await);
-    let message = error.to_string();
+    let message = support::report(&error);
     assert!(
         matches!(
             error,
@@ -424,4 +424,37 @@ fn worker_settings_no_worker_could_serve_under_are_refused_by_name() {
             .build()
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn every_error_chain_says_each_cause_once_and_loses_none() {
+    // A worker that cannot be spawned: pool, runner, spawn and OS error, in order.
+    let missing = pool_of(WorkerSpec::new("/no/such/worker"), 1);
+    let error = missing.call("x".into()).await.unwrap_err();
+    let chain = support::chain_said_once(&error);
+    assert_eq!(chain.len(), 3, "{chain:?}");
+    assert!(chain[1].contains("/no/such/worker"), "{chain:?}");
+    assert!(chain[2].contains("No such file"), "{chain:?}");
+    // A worker that breaks the protocol: the runner's error, then the protocol's.
+    let pool = pool_of(sh_worker(), 1);
+    let error = worker_error(pool.call("twice".into()).await);
+    let chain = support::chain_said_once(&error);
+    assert_eq!(chain[0], "protocol error", "{chain:?}");
+    assert!(chain[1].contains("nobody asked for"), "{chain:?}");
+    // A command that cannot be started, and one refused by a closed pool.
+    let commands = subprocess_pool::CommandPool::builder().build().unwrap();
+    let error = commands
+        .run(subprocess_pool::CommandSpec::new("/no/such/tool"))
+        .await
+        .unwrap_err();
+    let chain = support::chain_said_once(&error);
+    assert!(chain[0].contains("/no/such/tool"), "{chain:?}");
+    assert!(chain.len() >= 2, "the OS error is kept: {chain:?}");
+    commands.close();
+    let error = commands
+        .run(subprocess_pool::CommandSpec::new("true"))
+        .await
+        .unwrap_err();
+    let chain = support::chain_said_once(&error);
+    assert_eq!(chain, ["no slot to run the command", "the pool is closed"]);
 }

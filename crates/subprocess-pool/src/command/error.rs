@@ -9,13 +9,15 @@ use crate::launch::SpawnError;
 
 /// Why [`CommandPool::run`](crate::CommandPool::run) returned no [`CommandOutput`](crate::CommandOutput).
 ///
-/// A command that ran and exited with a non-zero status is not an error.
+/// A command that ran and exited with a non-zero status is not an error. As everywhere in
+/// both crates, a wrapped cause is this error's `source()`, not repeated in its message:
+/// log the chain.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// No slot to run in: the pool is closed ([`PoolError::Closed`]), full with
     /// `max_waiting` callers already waiting ([`PoolError::Exhausted`]), or `wait_timeout`
     /// passed ([`PoolError::Timeout`]).
-    #[error("no slot to run the command: {0}")]
+    #[error("no slot to run the command")]
     Pool(#[from] PoolError<Infallible>),
     /// The process could not be started: a missing program, a file that is not
     /// executable, a bad working directory. The message names the path at fault.
@@ -34,6 +36,6 @@ pub enum CommandError {
         stderr: Vec<u8>,
     },
     /// Waiting for the process or reading its output failed.
-    #[error("i/o error while running the command: {0}")]
+    #[error("i/o error while running the command")]
     Io(#[source] std::io::Error),
 }

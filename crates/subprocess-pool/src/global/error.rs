@@ -30,7 +30,7 @@ pub enum GlobalError {
         name: String,
     },
     /// A pool could not be built from its configuration.
-    #[error("pool {pool:?} could not be built: {source}")]
+    #[error("pool {pool:?} could not be built")]
     Build {
         /// The pool's name (`"commands"` for the command pool).
         pool: String,

@@ -6,8 +6,8 @@ use std::fmt;
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
     /// Reading or writing the pipe failed.
-    #[error("pipe i/o failed: {0}")]
-    Io(std::io::Error),
+    #[error("pipe i/o failed")]
+    Io(#[source] std::io::Error),
     /// The request cannot be encoded in this protocol (e.g. a newline under `Lines`); it
     /// was not sent, and the worker is unharmed.
     #[error("invalid request: {0}")]
@@ -60,8 +60,6 @@ impl fmt::Display for Direction {
     }
 }
 
-// Written out rather than `#[from]`, which would also return the error from `source()`
-// while the message already shows it.
 impl From<std::io::Error> for ProtocolError {
     fn from(error: std::io::Error) -> Self {
         ProtocolError::Io(error)

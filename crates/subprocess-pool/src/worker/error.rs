@@ -66,11 +66,11 @@ pub enum RunnerError {
     },
     /// The worker broke the protocol (garbage, an oversize frame, a mismatched id, output
     /// nobody asked for), or the request could not be encoded (then it was not sent).
-    #[error("protocol error: {0}")]
-    Protocol(ProtocolError),
+    #[error("protocol error")]
+    Protocol(#[source] ProtocolError),
     /// A pipe failed in a way that says nothing about the worker.
-    #[error("i/o error talking to the worker: {0}")]
-    Io(std::io::Error),
+    #[error("i/o error talking to the worker")]
+    Io(#[source] std::io::Error),
     /// An earlier call on this worker failed or was cancelled half-way, or the worker
     /// faulted and that was already reported, so its streams cannot be trusted.
     #[error("worker is unusable after an earlier failed or cancelled call")]

@@ -49,6 +49,27 @@ pub(crate) fn report(error: &dyn std::error::Error) -> String {
     report
 }
 
+/// Checks the Rust API guidelines' rule on `error`'s chain: no message repeats the text of
+/// the error below it (a wrapper shows its cause or returns it from `source()`, not both);
+/// returns the chain's messages.
+pub(crate) fn chain_said_once(error: &dyn std::error::Error) -> Vec<String> {
+    let mut messages = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        messages.push(cause.to_string());
+        source = cause.source();
+    }
+    for pair in messages.windows(2) {
+        assert!(
+            !pair[0].contains(&pair[1]),
+            "{:?} repeats its source {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+    messages
+}
+
 /// The real python interpreter (`python3` on `PATH` may be a slow pyenv shim), resolved
 /// once.
 pub(crate) fn python() -> &'static str {
