@@ -226,7 +226,8 @@ async fn half_head(addr: SocketAddr) -> std::io::Result<()> {
 async fn killer(every: Duration, deadline: Instant, report: Arc<Mutex<SoakReport>>) -> Latencies {
     let mut turn = 0;
     loop {
-        tokio::time::sleep(every).await;
+        // Never past the deadline, however long `every` is.
+        tokio::time::sleep_until((Instant::now() + every).min(deadline)).await;
         if Instant::now() >= deadline {
             return Latencies::default();
         }
