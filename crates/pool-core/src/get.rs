@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::config::PoolConfig;
 use crate::deadline;
 use crate::entry::Entry;
+use crate::error::Chain;
 use crate::error::{PoolError, TimeoutKind};
 use crate::guards::{CreateSlotGuard, Readying};
 use crate::manager::Manager;
@@ -198,7 +199,9 @@ impl<M: Manager> Get<'_, M> {
         };
         slot.settled(); // settled below, under the same lock as the outcome
         match &created {
-            Some(Err(error)) => tracing::warn!(target: "pool_core", %error, "create failed"),
+            Some(Err(error)) => {
+                tracing::warn!(target: "pool_core", error = %Chain(error), "create failed")
+            }
             None => tracing::warn!(target: "pool_core", "create timed out"),
             Some(Ok(_)) => {}
         }
@@ -338,9 +341,11 @@ fn fail<M: Manager>(
     }
     match &failure {
         Some(error) if reason == DestroyReason::HealthCheckFailed => {
-            tracing::warn!(target: "pool_core", %error, "health check failed at checkout");
+            tracing::warn!(target: "pool_core", error = %Chain(error), "health check failed at checkout");
         }
-        Some(error) => tracing::debug!(target: "pool_core", %error, "recycle failed"),
+        Some(error) => {
+            tracing::debug!(target: "pool_core", error = %Chain(error), "recycle failed")
+        }
         None => tracing::debug!(target: "pool_core", ?reason, "hook timed out"),
     }
     let kept_slot = readying.reject_keeping_slot(reason);

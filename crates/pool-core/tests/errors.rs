@@ -1,6 +1,8 @@
 //! Every error's chain, walked as a report would walk it: each wrapper either shows its
 //! cause's text or returns the cause from `source()`, never both, and never loses it.
 
+#[path = "support/capture.rs"]
+mod capture;
 mod support;
 
 use std::error::Error;
@@ -99,4 +101,36 @@ async fn a_failed_fill_returns_the_create_error_as_its_source() {
     assert_eq!(messages[0], "filling min_idle failed");
     assert!(messages[1].ends_with("failed on purpose"), "{messages:?}");
     assert_said_once(&messages);
+}
+
+/// A connect failure whose cause is the operating system's error.
+#[derive(Debug, thiserror::Error)]
+#[error("connect failed")]
+struct ConnectError(#[source] std::io::Error);
+
+struct Refused;
+
+impl pool_core::Manager for Refused {
+    type Object = ();
+    type Error = ConnectError;
+
+    async fn create(&self) -> Result<(), ConnectError> {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        Err(ConnectError(refused))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_pools_own_log_line_shows_the_whole_chain() {
+    let (capture, _subscriber) = capture::capture_events();
+    let pool = pool_core::Pool::builder(Refused).build().unwrap();
+    assert!(pool.get().await.is_err());
+    let lines = capture.matching("create failed");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("connect failed: connection refused")),
+        "{lines:?}"
+    );
 }
