@@ -138,13 +138,15 @@ impl<T, E> State<T, E> {
     }
 
     /// Wraps a freshly created object, numbering it and drawing its own jittered lifetime,
-    /// use limit and first background check.
+    /// use limit and first background check. `lent`: it goes straight to the caller that
+    /// created it (its first use); otherwise it joins the idle list unused.
     fn new_entry(
         &mut self,
         config: &PoolConfig,
         object: T,
         now: Instant,
         epoch: u64,
+        lent: bool,
     ) -> Box<Entry<T>> {
         let id = self.next_id;
         self.next_id += 1;
@@ -170,7 +172,7 @@ impl<T, E> State<T, E> {
                 id,
                 created: now,
                 last_used: now,
-                times_used: 1,
+                times_used: u64::from(lent),
             },
             expires_at,
             max_uses,

@@ -205,7 +205,7 @@ impl<T, E> State<T, E> {
                     self.retire(object, DestroyReason::Closed, after);
                     Err(CreateFailure::Closed)
                 } else {
-                    Ok(self.new_entry(config, object, now, epoch))
+                    Ok(self.new_entry(config, object, now, epoch, true))
                 };
                 self.creates_eased(after);
                 outcome
@@ -245,8 +245,7 @@ impl<T, E> State<T, E> {
         self.size += 1;
         self.metrics.created += 1;
         let epoch = self.epoch;
-        let mut entry = self.new_entry(config, object, now, epoch);
-        entry.meta.times_used = 0; // not handed out yet
+        let entry = self.new_entry(config, object, now, epoch, false);
         self.put_back(entry, after);
         after.changed = true;
         Ok(())
@@ -272,9 +271,7 @@ impl<T, E> State<T, E> {
         if self.closed {
             self.retire(object, DestroyReason::Closed, after);
         } else {
-            let mut entry = self.new_entry(config, object, now, epoch);
-            // Made to wait idle: not handed out yet (a caller's create is, at once).
-            entry.meta.times_used = 0;
+            let entry = self.new_entry(config, object, now, epoch, false);
             self.put_back(entry, after);
         }
         self.creates_eased(after);
