@@ -1,6 +1,11 @@
 //! Helpers shared by the integration tests: what /proc says about processes we started.
 #![allow(dead_code)]
 
+#[path = "../../../pool-core/tests/support/chain.rs"]
+mod chain;
+#[allow(unused_imports)]
+pub(crate) use chain::{chain, chain_said_once, report};
+
 use std::fmt::Debug;
 use std::fs;
 use std::path::Path;
@@ -36,38 +41,6 @@ pub(crate) fn worker_error<T: Debug>(result: Result<T, CallError>) -> RunnerErro
         Err(CallError::Worker(error)) => error,
         other => panic!("expected a worker error, got {other:?}"),
     }
-}
-
-/// An error and its sources, joined as a log line that walks the chain would show them.
-pub(crate) fn report(error: &dyn std::error::Error) -> String {
-    let mut report = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        report = format!("{report}: {cause}");
-        source = cause.source();
-    }
-    report
-}
-
-/// Checks the Rust API guidelines' rule on `error`'s chain: no message repeats the text of
-/// the error below it (a wrapper shows its cause or returns it from `source()`, not both);
-/// returns the chain's messages.
-pub(crate) fn chain_said_once(error: &dyn std::error::Error) -> Vec<String> {
-    let mut messages = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        messages.push(cause.to_string());
-        source = cause.source();
-    }
-    for pair in messages.windows(2) {
-        assert!(
-            !pair[0].contains(&pair[1]),
-            "{:?} repeats its source {:?}",
-            pair[0],
-            pair[1]
-        );
-    }
-    messages
 }
 
 /// The real python interpreter (`python3` on `PATH` may be a slow pyenv shim), resolved
