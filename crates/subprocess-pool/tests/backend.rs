@@ -27,8 +27,9 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustix::process::{Pid, Signal, kill_process};
+use soak::{upper, worker_pids};
 use subprocess_pool::WorkerSpec;
-use support::{children, group_members};
+use support::group_members;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -52,11 +53,6 @@ fn alone(test: impl std::future::Future<Output = ()>) {
         .build()
         .unwrap()
         .block_on(test);
-}
-
-/// The job `examples/workers/upper.py` does.
-fn upper(text: &str) -> String {
-    text.to_uppercase().chars().rev().collect()
 }
 
 fn settings() -> app::Settings {
@@ -155,17 +151,6 @@ fn workers_of(status: &serde_json::Value) -> &serde_json::Value {
         .iter()
         .find(|pool| pool["name"] == app::WORKERS)
         .expect("the worker pool is listed")
-}
-
-/// Our children running `upper.py`: the warm workers.
-fn worker_pids() -> Vec<u32> {
-    children()
-        .into_iter()
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("upper.py"))
-        })
-        .collect()
 }
 
 /// One keep-alive HTTP/1.1 connection.

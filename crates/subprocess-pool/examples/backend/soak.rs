@@ -323,8 +323,8 @@ impl Latencies {
     }
 }
 
-/// This process's children running `upper.py`.
-fn worker_pids() -> Vec<u32> {
+/// This process's children running `upper.py`: the warm workers.
+pub(crate) fn worker_pids() -> Vec<u32> {
     let me = std::process::id().to_string();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -344,7 +344,7 @@ fn worker_pids() -> Vec<u32> {
 }
 
 /// The job `examples/workers/upper.py` does.
-fn upper(text: &str) -> String {
+pub(crate) fn upper(text: &str) -> String {
     text.to_uppercase().chars().rev().collect()
 }
 
