@@ -134,6 +134,36 @@ async fn round_trips(calls: usize) -> Result<[Duration; 4], Box<dyn Error>> {
     Ok(totals)
 }
 
+/// `calls` round trips of one kind only (`raw` or `pool`), nothing else, for profilers.
+async fn only_round_trips(kind: &str, calls: usize) -> Result<(), Box<dyn Error>> {
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    match kind {
+        "raw" => {
+            let mut raw = RawPipe::start()?;
+            for n in 0..calls {
+                raw.round_trip(n).await?;
+            }
+        }
+        "pool" => {
+            let pool = SubprocessPool::builder(WorkerSpec::new("cat"), Lines::default())
+                .max_size(1)
+                .build()?;
+            for n in 0..calls {
+                let reply = pool.call(format!("request {n}")).await?;
+                assert!(reply.strip_prefix("request ") == Some(&n.to_string()[..]));
+            }
+            pool.shutdown(Duration::from_secs(1)).await;
+        }
+        other => return Err(format!("unknown kind {other:?}: raw or pool").into()),
+    }
+    println!(
+        "{calls} {kind} round trips: {:.1} us CPU, {:.1} us wall per call",
+        per(cpu_time() - cpu, calls),
+        per(wall.elapsed(), calls)
+    );
+    Ok(())
+}
+
 fn per(total: Duration, n: usize) -> f64 {
     total.as_secs_f64() * 1e6 / n as f64
 }
@@ -144,6 +174,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(50);
+    if let Some(only) = std::env::args().nth(2) {
+        // `warm_vs_cold N raw|pool`: only N round trips of one kind, for strace and perf.
+        return only_round_trips(&only, jobs).await;
+    }
     let python = python().await?;
     println!("interpreter: {}", python.display());
 

@@ -106,3 +106,35 @@ pub(super) fn classify(response: WorkResponse) -> BazelIncoming {
 pub(super) fn id_of(request: &WorkRequest) -> u64 {
     request.request_id as u32 as u64
 }
+
+/// Numbers a request for a multiplex worker: `request_id` becomes its sequence number,
+/// wrapped into `1..=i32::MAX` (never 0, which means singleplex).
+pub(super) fn number(request: &mut WorkRequest, sequence: u64) -> u64 {
+    let id = (sequence.saturating_sub(1) % i32::MAX as u64) + 1;
+    request.request_id = id as i32;
+    id
+}
+
+/// The request that asks a multiplex worker to cancel request `id`.
+pub(super) fn cancel(id: u64) -> super::Cancellation<WorkRequest> {
+    super::Cancellation::Send(WorkRequest {
+        request_id: id as i32,
+        cancel: true,
+        ..WorkRequest::default()
+    })
+}
+
+#[cfg(test)]
+mod numbering_tests {
+    use super::*;
+
+    #[test]
+    fn multiplex_ids_are_never_zero_and_wrap_within_i32() {
+        let mut request = WorkRequest::default();
+        assert_eq!(number(&mut request, 1), 1);
+        assert_eq!(request.request_id, 1);
+        assert_eq!(number(&mut request, i32::MAX as u64), i32::MAX as u64);
+        assert_eq!(number(&mut request, i32::MAX as u64 + 1), 1);
+        assert_eq!(request.request_id, 1);
+    }
+}

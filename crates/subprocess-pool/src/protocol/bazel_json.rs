@@ -7,7 +7,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::bazel::{self, BazelIncoming, WorkRequest, WorkResponse};
 use super::lines::{DEFAULT_MAX_LINE, Lines, LinesFraming};
-use super::{Protocol, ProtocolError};
+use super::{Cancellation, Protocol, ProtocolError};
 
 /// Bazel's `--experimental_worker_protocol=json`: newline-delimited JSON `WorkRequest`s in,
 /// `WorkResponse`s out (camelCase names, unknown fields tolerated, zero fields optional).
@@ -34,6 +34,7 @@ use super::{Protocol, ProtocolError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BazelJson {
     lines: Lines,
+    multiplex: bool,
 }
 
 impl Default for BazelJson {
@@ -47,7 +48,17 @@ impl BazelJson {
     pub fn with_max_length(max_length: usize) -> Self {
         Self {
             lines: Lines::with_max_length(max_length),
+            multiplex: false,
         }
+    }
+
+    /// For Bazel's multiplex workers (`supports-multiplex-workers`): several requests in
+    /// flight per worker ([`MultiplexPool`](crate::MultiplexPool)), each numbered by the
+    /// pool with a non-zero `requestId` (the caller's is replaced), and a request given up
+    /// on is withdrawn with a `cancel` request.
+    pub fn multiplex(mut self) -> Self {
+        self.multiplex = true;
+        self
     }
 }
 
@@ -67,8 +78,35 @@ impl Protocol for BazelJson {
         Ok(bazel::classify(response))
     }
 
-    fn prepare(&self, request: &mut WorkRequest, _: u64) -> Result<Option<u64>, ProtocolError> {
+    /// Singleplex: the caller's `request_id` (0 by default). Multiplex: the sequence
+    /// number, as for [`prepare_multiplexed`](Protocol::prepare_multiplexed).
+    fn prepare(
+        &self,
+        request: &mut WorkRequest,
+        sequence: u64,
+    ) -> Result<Option<u64>, ProtocolError> {
+        if self.multiplex {
+            return Ok(Some(bazel::number(request, sequence)));
+        }
         Ok(Some(bazel::id_of(request)))
+    }
+
+    fn multiplexes(&self) -> bool {
+        self.multiplex
+    }
+
+    fn prepare_multiplexed(
+        &self,
+        request: &mut WorkRequest,
+        sequence: u64,
+    ) -> Result<u64, ProtocolError> {
+        Ok(bazel::number(request, sequence))
+    }
+
+    /// A `cancel` request for `id`; the worker answers it with `wasCancelled` (or its
+    /// answer, if it was done).
+    fn cancel(&self, id: u64) -> Cancellation<WorkRequest> {
+        bazel::cancel(id)
     }
 }
 

@@ -7,7 +7,7 @@ use prost::Message;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::bazel::{self, BazelIncoming, WorkRequest, WorkResponse};
-use super::{Direction, Protocol, ProtocolError};
+use super::{Cancellation, Direction, Protocol, ProtocolError};
 
 /// The default largest message, each way: 16 MiB.
 const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -37,6 +37,7 @@ const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BazelProto {
     max_message: usize,
+    multiplex: bool,
 }
 
 impl Default for BazelProto {
@@ -48,7 +49,19 @@ impl Default for BazelProto {
 impl BazelProto {
     /// Messages of at most `max_message` bytes each way (not counting the length).
     pub fn with_max_message(max_message: usize) -> Self {
-        Self { max_message }
+        Self {
+            max_message,
+            multiplex: false,
+        }
+    }
+
+    /// For Bazel's multiplex workers (`supports-multiplex-workers`): several requests in
+    /// flight per worker ([`MultiplexPool`](crate::MultiplexPool)), each numbered by the
+    /// pool with a non-zero `requestId` (the caller's is replaced), and a request given up
+    /// on is withdrawn with a `cancel` request.
+    pub fn multiplex(mut self) -> Self {
+        self.multiplex = true;
+        self
     }
 }
 
@@ -68,8 +81,35 @@ impl Protocol for BazelProto {
         Ok(bazel::classify(response))
     }
 
-    fn prepare(&self, request: &mut WorkRequest, _: u64) -> Result<Option<u64>, ProtocolError> {
+    /// Singleplex: the caller's `request_id` (0 by default). Multiplex: the sequence
+    /// number, as for [`prepare_multiplexed`](Protocol::prepare_multiplexed).
+    fn prepare(
+        &self,
+        request: &mut WorkRequest,
+        sequence: u64,
+    ) -> Result<Option<u64>, ProtocolError> {
+        if self.multiplex {
+            return Ok(Some(bazel::number(request, sequence)));
+        }
         Ok(Some(bazel::id_of(request)))
+    }
+
+    fn multiplexes(&self) -> bool {
+        self.multiplex
+    }
+
+    fn prepare_multiplexed(
+        &self,
+        request: &mut WorkRequest,
+        sequence: u64,
+    ) -> Result<u64, ProtocolError> {
+        Ok(bazel::number(request, sequence))
+    }
+
+    /// A `cancel` request for `id`; the worker answers it with `wasCancelled` (or its
+    /// answer, if it was done).
+    fn cancel(&self, id: u64) -> Cancellation<WorkRequest> {
+        bazel::cancel(id)
     }
 }
 

@@ -41,6 +41,32 @@ pub enum ProtocolError {
     },
 }
 
+impl ProtocolError {
+    /// The same error again, for each request in flight on a multiplexed worker it failed
+    /// (an i/o error keeps its kind and text).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::Io(error) => Self::Io(std::io::Error::new(error.kind(), error.to_string())),
+            Self::InvalidRequest(text) => Self::InvalidRequest(text.clone()),
+            Self::FrameTooLarge {
+                direction,
+                size,
+                limit,
+            } => Self::FrameTooLarge {
+                direction: *direction,
+                size: *size,
+                limit: *limit,
+            },
+            Self::Malformed(text) => Self::Malformed(text.clone()),
+            Self::Unasked(text) => Self::Unasked(text.clone()),
+            Self::Mismatch { expected, got } => Self::Mismatch {
+                expected: *expected,
+                got: *got,
+            },
+        }
+    }
+}
+
 /// Which way a frame crosses the pipes, in [`ProtocolError::FrameTooLarge`]. Displays as
 /// `request` or `response`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

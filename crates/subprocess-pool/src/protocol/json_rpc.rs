@@ -9,7 +9,7 @@ use serde_json::Value;
 pub use self::framing::JsonRpcFraming;
 use self::message::id_text;
 pub use self::message::{RpcError, RpcId, RpcMessage};
-use super::{Incoming, Protocol, ProtocolError};
+use super::{Cancellation, Incoming, Protocol, ProtocolError};
 
 mod framing;
 mod message;
@@ -157,6 +157,21 @@ impl Protocol for JsonRpc {
                 "a response is sent only as the reply to a request from the worker".into(),
             )),
         }
+    }
+
+    /// Requests carry the ids the pool gives them, so any number may be in flight.
+    fn multiplexes(&self) -> bool {
+        true
+    }
+
+    /// A `$/cancelRequest` notification naming the request (the LSP's cancellation; a
+    /// JSON-RPC server that does not know it ignores it, as it must any unknown
+    /// notification).
+    fn cancel(&self, id: u64) -> Cancellation<RpcMessage> {
+        Cancellation::Send(RpcMessage::notification(
+            "$/cancelRequest",
+            serde_json::json!({ "id": id }),
+        ))
     }
 
     /// "Method not found" for a request from the worker; nothing for a notification.

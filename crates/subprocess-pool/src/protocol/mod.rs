@@ -42,6 +42,7 @@ use tokio_util::codec::{Decoder, Encoder};
 pub use self::bazel::{Input, WorkRequest, WorkResponse};
 pub use self::bazel_json::{BazelJson, BazelJsonFraming};
 pub use self::bazel_proto::{BazelProto, BazelProtoFraming};
+pub use self::cancellation::Cancellation;
 pub use self::delimited::{Delimited, DelimitedFraming};
 pub use self::error::{Direction, ProtocolError};
 pub use self::json_rpc::{JsonRpc, JsonRpcFraming, RpcError, RpcId, RpcMessage};
@@ -51,6 +52,7 @@ pub use self::lines::{DEFAULT_MAX_LINE, Lines, LinesFraming};
 mod bazel;
 mod bazel_json;
 mod bazel_proto;
+mod cancellation;
 mod delimited;
 mod error;
 mod json_rpc;
@@ -154,6 +156,39 @@ pub trait Protocol: Clone + Send + Sync + 'static {
     ) -> Result<Option<u64>, ProtocolError> {
         let _ = (request, sequence);
         Ok(None)
+    }
+
+    /// Whether several requests may be in flight on one worker at once
+    /// ([`MultiplexPool`](crate::MultiplexPool)): each response carries the unique id
+    /// [`prepare_multiplexed`](Protocol::prepare_multiplexed) gave its request. The
+    /// default: no. [`JsonRpc`] says yes; the Bazel protocols do when built with
+    /// `multiplex()`.
+    fn multiplexes(&self) -> bool {
+        false
+    }
+
+    /// Readies `request` to be sent as the worker's `sequence`-th request (from 1) while
+    /// others may be in flight, and returns the id, unique among the worker's requests in
+    /// flight, that its response will carry. The default: [`prepare`](Protocol::prepare),
+    /// which must then give an id.
+    fn prepare_multiplexed(
+        &self,
+        request: &mut Self::Request,
+        sequence: u64,
+    ) -> Result<u64, ProtocolError> {
+        self.prepare(request, sequence)?.ok_or_else(|| {
+            ProtocolError::InvalidRequest(
+                "this protocol gives requests no id, so it cannot multiplex".into(),
+            )
+        })
+    }
+
+    /// What to do about the multiplexed request `id` when its caller gives up on it (its
+    /// `request_timeout` passed, or the call was dropped). The default,
+    /// [`Cancellation::Forget`], sends nothing and drops its answer when it comes.
+    fn cancel(&self, id: u64) -> Cancellation<Self::Request> {
+        let _ = id;
+        Cancellation::Forget
     }
 
     /// Whether a worker speaking this protocol sends a frame before its first request (a

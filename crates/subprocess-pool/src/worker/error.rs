@@ -40,6 +40,14 @@ pub enum RunnerError {
         /// The tail of its stderr.
         stderr: String,
     },
+    /// A request in flight on a multiplexed worker took longer than the spec's
+    /// `request_timeout`. The worker was told to drop it, as its protocol says (see
+    /// [`Protocol::cancel`](crate::Protocol::cancel)), and goes on serving the others.
+    #[error("request timed out after {after:?}; the worker goes on serving other requests")]
+    RequestTimeout {
+        /// The timeout.
+        after: Duration,
+    },
     /// The worker exited on its own during the call.
     #[error(
         "worker exited {}{}{}",
@@ -75,6 +83,44 @@ pub enum RunnerError {
     /// faulted and that was already reported, so its streams cannot be trusted.
     #[error("worker is unusable after an earlier failed or cancelled call")]
     Poisoned,
+}
+
+impl RunnerError {
+    /// The fault of a multiplexed worker, for each of its requests in flight: the same
+    /// error, except that a timeout of one request is, for the others, a kill.
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::Spawn(error) => Self::Startup {
+                reason: error.to_string(),
+                stderr: String::new(),
+            },
+            Self::Startup { reason, stderr } => Self::Startup {
+                reason: reason.clone(),
+                stderr: stderr.clone(),
+            },
+            Self::Timeout { after, stderr } => Self::Killed {
+                reason: format!("another request on it timed out after {after:?}"),
+                stderr: stderr.clone(),
+            },
+            Self::RequestTimeout { after } => Self::RequestTimeout { after: *after },
+            Self::Exited {
+                status,
+                stderr,
+                output,
+            } => Self::Exited {
+                status: *status,
+                stderr: stderr.clone(),
+                output: output.clone(),
+            },
+            Self::Killed { reason, stderr } => Self::Killed {
+                reason: reason.clone(),
+                stderr: stderr.clone(),
+            },
+            Self::Protocol(error) => Self::Protocol(error.duplicate()),
+            Self::Io(error) => Self::Io(std::io::Error::new(error.kind(), error.to_string())),
+            Self::Poisoned => Self::Poisoned,
+        }
+    }
 }
 
 impl From<ProtocolError> for RunnerError {

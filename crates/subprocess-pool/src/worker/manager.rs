@@ -115,6 +115,11 @@ impl<P: Protocol, S: Session<P>> RunnerManager<P, S> {
         self
     }
 
+    /// The protocol workers speak.
+    pub(crate) fn protocol(&self) -> &P {
+        &self.protocol
+    }
+
     /// The spec workers are started from.
     pub fn spec(&self) -> &WorkerSpec {
         &self.spec

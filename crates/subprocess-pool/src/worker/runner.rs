@@ -25,9 +25,11 @@ use crate::protocol::{Protocol, ProtocolError};
 use crate::stderr::StderrTail;
 
 mod link;
+mod multiplexed;
 mod reader;
 mod start;
 
+pub(crate) use self::multiplexed::MuxRunner;
 pub(crate) use self::start::StartFailure;
 
 /// The longest line skipped while waiting for the ready line.

@@ -1,6 +1,7 @@
 //! What a runner and the task reading its worker's stdout share: the one outstanding
 //! request, why the worker can no longer be used, and how it ended.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -25,9 +26,20 @@ pub(crate) struct Waiter<P: Protocol> {
     pub(crate) sequence: u64,
 }
 
+/// Where a multiplexed request's response is delivered.
+pub(crate) type Reply<P> = oneshot::Sender<Result<<P as Protocol>::Response, RunnerError>>;
+
 /// The state behind the lock.
 pub(crate) struct LinkState<P: Protocol> {
+    /// The one request outstanding on a singleplex runner.
     pub(crate) waiter: Option<Waiter<P>>,
+    /// The requests in flight on a multiplexed runner, by the id their response carries.
+    pub(crate) in_flight: HashMap<u64, Reply<P>>,
+    /// Multiplexed requests whose callers gave up, by id, with when the worker is killed
+    /// if it has not answered by then (the answer, when it comes, is dropped).
+    pub(crate) abandoned: HashMap<u64, Option<Instant>>,
+    /// Responses are matched to `in_flight` by id (a [`MuxRunner`](super::MuxRunner)).
+    pub(crate) multiplexed: bool,
     /// The worker can no longer be used (it broke the protocol, wrote output nobody asked
     /// for, exited, or was killed): no request is sent to it again.
     pub(crate) faulted: bool,
@@ -51,6 +63,17 @@ pub(crate) struct LinkState<P: Protocol> {
     pub(crate) stdout_probe: Option<OwnedFd>,
 }
 
+impl<P: Protocol> LinkState<P> {
+    /// When the watchdog must act next: the singleplex request's deadline, or the earliest
+    /// time a multiplexed worker must have answered a request given up on.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        match &self.waiter {
+            Some(waiter) => waiter.deadline,
+            None => self.abandoned.values().flatten().min().copied(),
+        }
+    }
+}
+
 /// Shared by a [`Runner`](crate::Runner) and its reader task.
 pub(crate) struct Link<P: Protocol> {
     state: Mutex<LinkState<P>>,
@@ -70,6 +93,9 @@ impl<P: Protocol> Link<P> {
         Self {
             state: Mutex::new(LinkState {
                 waiter: None,
+                in_flight: HashMap::new(),
+                abandoned: HashMap::new(),
+                multiplexed: false,
                 faulted: false,
                 fault: None,
                 first_fault: None,
@@ -104,6 +130,11 @@ impl<P: Protocol> Link<P> {
                 _ => Fate::Faulted,
             });
         }
+        // Every request in flight on a multiplexed worker fails with it.
+        for (_, reply) in state.in_flight.drain() {
+            let _ = reply.send(Err(error.duplicate()));
+        }
+        state.abandoned.clear();
         match state.waiter.take() {
             Some(waiter) => {
                 let _ = waiter.reply.send(Err(error));

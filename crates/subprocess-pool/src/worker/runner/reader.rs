@@ -154,8 +154,14 @@ impl<P: Protocol> Reader<P> {
                 status = exited(exit) => return End::Exited(status),
                 () = &mut watchdog, if self.request_timeout.is_some() => {
                     let now = Instant::now();
-                    let deadline = self.link.lock().waiter.as_ref().and_then(|w| w.deadline);
+                    let (deadline, multiplexed) = {
+                        let state = self.link.lock();
+                        (state.next_deadline(), state.multiplexed)
+                    };
                     match deadline {
+                        Some(deadline) if deadline <= now && multiplexed => {
+                            return End::Broken(self.overdue(period).await);
+                        }
                         Some(deadline) if deadline <= now => {
                             return End::Broken(self.timed_out(period).await);
                         }
@@ -173,6 +179,17 @@ impl<P: Protocol> Reader<P> {
         kill_group(self.pid);
         let stderr = stderr_text(self.stderr.clone()).await;
         RunnerError::Timeout { after, stderr }
+    }
+
+    /// Kills a multiplexed worker that left a request its caller gave up on unanswered
+    /// for a further `request_timeout`.
+    async fn overdue(&mut self, after: Duration) -> RunnerError {
+        let reason =
+            format!("it left a request its caller gave up on unanswered for a further {after:?}");
+        self.link.lock().killed_by_pool = Some(reason.clone());
+        kill_group(self.pid);
+        let stderr = stderr_text(self.stderr.clone()).await;
+        RunnerError::Killed { reason, stderr }
     }
 
     /// Reads what an exited worker left in the pipe, delivering any answer in it.
@@ -288,6 +305,9 @@ impl<P: Protocol> Reader<P> {
         responses: Vec<(u64, Option<u64>, P::Response)>,
     ) -> Result<(), RunnerError> {
         let mut state = self.link.lock();
+        if state.multiplexed {
+            return self.deliver_by_id(state, responses);
+        }
         let mut responses = responses.into_iter();
         let Some((tag, id, response)) = responses.next() else {
             return Ok(());
@@ -330,6 +350,36 @@ impl<P: Protocol> Reader<P> {
             }
             None => Ok(()),
         }
+    }
+
+    /// Hands each response of a multiplexed worker to the request in flight with its id.
+    /// The answer to a request given up on is dropped; one without an id, or for an id not
+    /// in flight, is an error (every request in flight then fails).
+    fn deliver_by_id(
+        &self,
+        mut state: std::sync::MutexGuard<'_, super::link::LinkState<P>>,
+        responses: Vec<(u64, Option<u64>, P::Response)>,
+    ) -> Result<(), RunnerError> {
+        for (_, id, response) in responses {
+            let Some(id) = id else {
+                return Err(ProtocolError::Malformed(format!(
+                    "a response without a request id from a multiplexed worker: {}",
+                    quote(format!("{response:?}").as_bytes())
+                ))
+                .into());
+            };
+            if let Some(reply) = state.in_flight.remove(&id) {
+                state.answered = true;
+                let _ = reply.send(Ok(response));
+            } else if state.abandoned.remove(&id).is_some() {
+                tracing::debug!(target: "subprocess_pool", pid = self.pid, id, "answer to a request given up on dropped");
+            } else {
+                drop(state);
+                let when = format!("for request {id}, which is not in flight");
+                return Err(self.unasked(&when, &response, None));
+            }
+        }
+        Ok(())
     }
 
     /// Passes a message to the handler; encodes the handler's reply, or the protocol's

@@ -1,0 +1,546 @@
+//! A pool of workers that each serve several requests at once.
+
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use pool_core::{
+    BuildError, Metrics, Object, Pool, PoolBuilder, PoolError, ShutdownReport, Status, TimeoutKind,
+};
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+
+use self::manager::MuxManager;
+use super::error::RunnerError;
+use super::manager::RunnerManager;
+use super::metrics::{Counters, WorkerMetrics};
+use super::pool::CallError;
+use super::runner::MuxRunner;
+use super::spec::WorkerSpec;
+use crate::protocol::Protocol;
+
+mod manager;
+
+/// A pool of warm workers that each have up to `max_in_flight` requests outstanding at
+/// once: Bazel's multiplex workers, JSON-RPC servers, any worker that answers requests by
+/// id in whatever order they finish.
+///
+/// Each call goes to the worker with the fewest requests outstanding; while every worker
+/// has some and the pool may grow, another is started for the next calls. Responses are
+/// matched to requests by the id the protocol gives them
+/// ([`Protocol::prepare_multiplexed`]), so the protocol must say it
+/// [multiplexes](Protocol::multiplexes): [`JsonRpc`](crate::protocol::JsonRpc), and
+/// [`BazelJson`](crate::protocol::BazelJson) / [`BazelProto`](crate::protocol::BazelProto)
+/// built with `multiplex()`.
+///
+/// - A request past the spec's `request_timeout` (or whose call is dropped) is withdrawn
+///   as [`Protocol::cancel`] says (Bazel: a `cancel` request) and fails with
+///   [`RunnerError::RequestTimeout`]; the worker goes on serving the others. A worker that
+///   still has not answered it a further `request_timeout` later is killed.
+/// - A worker that dies or breaks the protocol fails exactly the requests in flight on it,
+///   and is replaced.
+/// - The spec's `max_requests` (shortened by a random 0-5% per worker) and `max_age`
+///   retire a worker: it takes no new requests, and is stopped once its last one is
+///   answered. Dead workers are noticed at once (a task reads each worker's stdout).
+/// - `shutdown` waits up to its grace for the requests in flight, then stops every worker.
+///
+/// # Example
+///
+/// ```
+/// use subprocess_pool::protocol::{BazelJson, WorkRequest};
+/// use subprocess_pool::{MultiplexPool, WorkerSpec};
+///
+/// // A Bazel multiplex worker that echoes its arguments, answering each request by id.
+/// const WORKER: &str = r#"
+/// import json, sys
+/// for line in sys.stdin:
+///     request = json.loads(line)
+///     answer = {"requestId": request["requestId"], "output": " ".join(request["arguments"])}
+///     print(json.dumps(answer), flush=True)
+/// "#;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let spec = WorkerSpec::new("python3").args(["-c", WORKER]);
+/// let workers = MultiplexPool::builder(spec, BazelJson::default().multiplex())
+///     .max_size(2)
+///     .max_in_flight(32)
+///     .build()?;
+/// let request = WorkRequest { arguments: vec!["hello".into()], ..Default::default() };
+/// assert_eq!(workers.call(request).await?.output, "hello");
+/// workers.shutdown(std::time::Duration::from_secs(1)).await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct MultiplexPool<P: Protocol> {
+    shared: Arc<Shared<P>>,
+}
+
+impl<P: Protocol> Clone for MultiplexPool<P> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for MultiplexPool<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiplexPool")
+            .field("protocol", &std::any::type_name::<P>())
+            .field("max_in_flight", &self.shared.max_in_flight)
+            .field("in_flight", &self.in_flight())
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+struct Shared<P: Protocol> {
+    pool: Pool<MuxManager<P>>,
+    max_size: usize,
+    max_in_flight: usize,
+    /// Bounds the calls in flight on all workers together (`max_size * max_in_flight`);
+    /// callers past it wait here, first come first served.
+    permits: Semaphore,
+    lent: Mutex<Lent<P>>,
+    /// Wakes callers looking for room: a worker started or failed to, or a call ended.
+    changed: Notify,
+    wait_timeout: Option<Duration>,
+    max_requests: Option<u64>,
+    max_age: Option<Duration>,
+    counters: Arc<Counters>,
+}
+
+/// The workers lent out of the pool, serving calls.
+struct Lent<P: Protocol> {
+    workers: Vec<Lender<P>>,
+    /// Workers being started.
+    starting: usize,
+    /// Start failures so far, and the latest, for callers that were waiting for it.
+    failures: u64,
+    last_failure: Option<PoolError<RunnerError>>,
+    closed: bool,
+}
+
+/// A worker taken out of the pool for its whole life.
+struct Lender<P: Protocol> {
+    object: Object<MuxManager<P>>,
+    /// Calls through this pool in flight on it.
+    calls: usize,
+    /// Calls after which it retires (`max_requests`, jittered).
+    limit: Option<u64>,
+    picked: u64,
+    retiring: bool,
+}
+
+impl<P: Protocol> Lender<P> {
+    /// Requests it has outstanding: calls in flight, and requests given up on that it has
+    /// not answered yet.
+    fn load(&self) -> usize {
+        self.calls.max(self.object.load())
+    }
+}
+
+impl<P: Protocol> MultiplexPool<P> {
+    /// Starts configuring a pool of multiplexed workers started from `spec`, speaking
+    /// `protocol` (which must [multiplex](Protocol::multiplexes)).
+    pub fn builder(spec: WorkerSpec, protocol: P) -> MultiplexPoolBuilder<P> {
+        MultiplexPoolBuilder {
+            pool: Pool::builder(MuxManager(RunnerManager::new(spec, protocol))),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+
+    /// Sends `request` to the worker with the fewest requests outstanding and returns its
+    /// response. Waits (within `wait_timeout`) while every worker has `max_in_flight`
+    /// requests outstanding and no more may start.
+    pub async fn call(&self, request: P::Request) -> Result<P::Response, CallError> {
+        let shared = &self.shared;
+        let deadline = shared.wait_timeout.map(|limit| Instant::now() + limit);
+        let acquire = shared.permits.acquire();
+        let permit = match deadline {
+            None => acquire.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, acquire)
+                .await
+                .map_err(|_| shared.timed_out())?,
+        }
+        .map_err(|_| PoolError::Closed)?;
+        let runner = Shared::pick(shared, deadline).await?;
+        let call = Call {
+            shared,
+            runner: Some(runner),
+        };
+        let answer = call.runner().call(request).await;
+        drop(call);
+        drop(permit);
+        Ok(answer?)
+    }
+
+    /// Requests in flight through this pool now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.lent().workers.iter().map(|w| w.calls).sum()
+    }
+
+    /// The workers (see [`pool_core::Status`]): each serving worker counts as in use.
+    pub fn status(&self) -> Status {
+        self.shared.pool.status()
+    }
+
+    /// The pool's counters (see [`pool_core::Metrics`]): `created` and `destroyed` count
+    /// workers; a worker retired after its `max_requests` counts under `max_uses`.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.pool.metrics()
+    }
+
+    /// What the workers did (see [`WorkerMetrics`]).
+    pub fn worker_metrics(&self) -> WorkerMetrics {
+        self.shared.counters.snapshot()
+    }
+
+    /// Closes the pool: new calls fail with `Closed`; workers are stopped as their last
+    /// request is answered.
+    pub fn close(&self) {
+        self.shared.permits.close();
+        self.shared.lent().closed = true;
+        self.shared.pool.close();
+        self.shared.changed.notify_waiters();
+    }
+
+    /// Closes the pool, waits up to `grace` for the requests in flight, then stops every
+    /// worker (those still busy fail their requests).
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let deadline = Instant::now() + grace;
+        self.close();
+        loop {
+            let changed = self.shared.changed.notified();
+            if self.in_flight() == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                break;
+            }
+        }
+        let workers: Vec<_> = std::mem::take(&mut self.shared.lent().workers);
+        drop(workers); // back to the pool, which stops them (it is closed)
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.shared.pool.shutdown(left).await
+    }
+}
+
+/// The default `max_in_flight`: 8 requests per worker.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
+
+impl<P: Protocol> Shared<P> {
+    fn lent(&self) -> MutexGuard<'_, Lent<P>> {
+        self.lent.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn timed_out(&self) -> PoolError<RunnerError> {
+        let last_error = self
+            .lent()
+            .last_failure
+            .as_ref()
+            .and_then(|failure| match failure {
+                PoolError::Backend(error) => Some(Arc::new(error.duplicate())),
+                PoolError::Timeout { last_error, .. } => last_error.clone(),
+                _ => None,
+            });
+        PoolError::Timeout {
+            kind: TimeoutKind::Wait,
+            last_error,
+        }
+    }
+
+    /// A worker with room for one more request (counted as in flight on it), started if
+    /// need be.
+    async fn pick(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<MuxRunner<P>>, PoolError<RunnerError>> {
+        let failures_before = self.lent().failures;
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            let retired: Vec<Lender<P>>;
+            let mut start = false;
+            {
+                let mut lent = self.lent();
+                if lent.closed {
+                    return Err(PoolError::Closed);
+                }
+                let max_age = self.max_age;
+                let (gone, kept) = std::mem::take(&mut lent.workers).into_iter().partition(
+                    |worker: &Lender<P>| {
+                        let runner = &worker.object;
+                        let old = max_age.is_some_and(|age| runner.started().elapsed() >= age);
+                        !runner.is_usable() || ((worker.retiring || old) && worker.calls == 0)
+                    },
+                );
+                retired = gone;
+                lent.workers = kept;
+                for worker in &mut lent.workers {
+                    if max_age.is_some_and(|age| worker.object.started().elapsed() >= age) {
+                        worker.retiring = true;
+                    }
+                }
+                let can_grow = lent.workers.len() + lent.starting < self.max_size;
+                let best = lent
+                    .workers
+                    .iter_mut()
+                    .filter(|w| !w.retiring && w.load() < self.max_in_flight)
+                    .min_by_key(|w| w.load());
+                let found = best.map(|worker| {
+                    let busy = worker.load() > 0;
+                    worker.calls += 1;
+                    worker.picked += 1;
+                    if worker.limit.is_some_and(|limit| worker.picked >= limit) {
+                        worker.retiring = true;
+                    }
+                    (Arc::clone(&*worker.object), busy)
+                });
+                match found {
+                    Some((runner, busy)) => {
+                        // Every worker is busy: start another for the calls to come.
+                        if busy && can_grow {
+                            lent.starting += 1;
+                            start = true;
+                        }
+                        drop(lent);
+                        if start {
+                            self.start_worker();
+                        }
+                        return Ok(runner);
+                    }
+                    None if can_grow => {
+                        lent.starting += 1;
+                        start = true;
+                    }
+                    None if lent.starting == 0 && lent.failures > failures_before => {
+                        if let Some(failure) = &lent.last_failure {
+                            return Err(duplicate(failure));
+                        }
+                    }
+                    None => {}
+                }
+            }
+            drop(retired); // stopped by the pool, outside the lock
+            if start {
+                self.start_worker();
+            }
+            match deadline {
+                None => changed.await,
+                Some(deadline) => tokio::time::timeout_at(deadline, changed)
+                    .await
+                    .map_err(|_| self.timed_out())?,
+            }
+        }
+    }
+
+    /// Starts a worker in the background (counted in `starting` by the caller).
+    fn start_worker(self: &Arc<Self>) {
+        let shared = Arc::clone(self);
+        tokio::spawn(async move {
+            let started = shared.pool.get().await;
+            let mut lent = shared.lent();
+            lent.starting -= 1;
+            match started {
+                Ok(object) => {
+                    let limit = shared.max_requests.map(|max| jittered(max, object.pid()));
+                    lent.workers.push(Lender {
+                        object,
+                        calls: 0,
+                        limit,
+                        picked: 0,
+                        retiring: false,
+                    });
+                }
+                Err(error) => {
+                    lent.failures += 1;
+                    lent.last_failure = Some(error);
+                }
+            }
+            drop(lent);
+            shared.changed.notify_waiters();
+        });
+    }
+}
+
+/// A call in flight on a worker; when it ends, the worker has room again, and one that
+/// is retiring and now idle (or dead) goes back to the pool to be stopped.
+struct Call<'a, P: Protocol> {
+    shared: &'a Arc<Shared<P>>,
+    runner: Option<Arc<MuxRunner<P>>>,
+}
+
+impl<P: Protocol> Call<'_, P> {
+    fn runner(&self) -> &MuxRunner<P> {
+        self.runner.as_ref().expect("set until dropped")
+    }
+}
+
+impl<P: Protocol> Drop for Call<'_, P> {
+    fn drop(&mut self) {
+        let runner = self.runner.take().expect("set until dropped");
+        let pid = runner.pid();
+        // The pool's stop takes the worker back only once no call holds it.
+        drop(runner);
+        let retired = {
+            let mut lent = self.shared.lent();
+            let Some(index) = lent.workers.iter().position(|w| w.object.pid() == pid) else {
+                return;
+            };
+            let worker = &mut lent.workers[index];
+            worker.calls -= 1;
+            let done = worker.calls == 0 && (worker.retiring || !worker.object.is_usable());
+            done.then(|| lent.workers.swap_remove(index))
+        };
+        drop(retired);
+        self.shared.changed.notify_waiters();
+    }
+}
+
+/// A start failure again, for each caller that was waiting for the start.
+fn duplicate(failure: &PoolError<RunnerError>) -> PoolError<RunnerError> {
+    match failure {
+        PoolError::Backend(error) => PoolError::Backend(error.duplicate()),
+        PoolError::Timeout { kind, last_error } => PoolError::Timeout {
+            kind: *kind,
+            last_error: last_error.clone(),
+        },
+        PoolError::Exhausted => PoolError::Exhausted,
+        _ => PoolError::Closed,
+    }
+}
+
+/// `max` shortened by a random 0-5%, so that workers started together do not all retire
+/// together.
+fn jittered(max: u64, pid: u32) -> u64 {
+    let random = std::hash::RandomState::new().hash_one(pid);
+    max - random % (max / 20 + 1)
+}
+
+/// Configures a [`MultiplexPool`]: `max_size` workers, `max_in_flight` requests each,
+/// `wait_timeout`, then [`build`](MultiplexPoolBuilder::build).
+#[must_use = "a builder does nothing until build() is called"]
+pub struct MultiplexPoolBuilder<P: Protocol> {
+    pool: PoolBuilder<MuxManager<P>>,
+    max_in_flight: usize,
+}
+
+impl<P: Protocol> std::fmt::Debug for MultiplexPoolBuilder<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiplexPoolBuilder")
+            .field("spec", self.pool.manager().0.spec())
+            .field("max_in_flight", &self.max_in_flight)
+            .field("config", self.pool.settings())
+            .finish()
+    }
+}
+
+impl<P: Protocol> MultiplexPoolBuilder<P> {
+    /// The most workers at once (see [`PoolBuilder::max_size`]).
+    pub fn max_size(self, max_size: usize) -> Self {
+        Self {
+            pool: self.pool.max_size(max_size),
+            ..self
+        }
+    }
+
+    /// Workers kept started, ready for the first calls (see [`PoolBuilder::min_idle`]).
+    pub fn min_idle(self, min_idle: usize) -> Self {
+        Self {
+            pool: self.pool.min_idle(min_idle),
+            ..self
+        }
+    }
+
+    /// The most requests outstanding on one worker (default [`DEFAULT_MAX_IN_FLIGHT`]).
+    pub fn max_in_flight(self, max_in_flight: usize) -> Self {
+        Self {
+            max_in_flight,
+            ..self
+        }
+    }
+
+    /// How long a call may wait for room on a worker, a worker's start included.
+    pub fn wait_timeout(self, timeout: Duration) -> Self {
+        Self {
+            pool: self.pool.wait_timeout(timeout),
+            ..self
+        }
+    }
+
+    /// Calls `handler` with a worker's pid and each message it sends (see
+    /// [`SubprocessPoolBuilder::on_message`](crate::SubprocessPoolBuilder::on_message)).
+    pub fn on_message(
+        self,
+        handler: impl Fn(u32, &P::Message) -> Option<P::Request> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            pool: self
+                .pool
+                .map_manager(|manager| MuxManager(manager.0.with_message_handler(handler))),
+            ..self
+        }
+    }
+
+    /// Builds the pool; refuses a protocol that does not multiplex, a zero
+    /// `max_in_flight`, and what [`PoolBuilder::build`] refuses, naming the setting.
+    pub fn build(self) -> Result<MultiplexPool<P>, BuildError> {
+        let manager = &self.pool.manager().0;
+        let spec = manager.spec();
+        spec.validate()?;
+        if !manager.protocol().multiplexes() {
+            return Err(BuildError::new(
+                "protocol",
+                format!(
+                    "{} does not multiplex: its responses carry no request id (use JsonRpc, \
+                     or BazelJson/BazelProto with multiplex())",
+                    std::any::type_name::<P>()
+                ),
+            ));
+        }
+        if self.max_in_flight == 0 {
+            return Err(BuildError::new("max_in_flight", "must be at least 1"));
+        }
+        let settings = self.pool.settings();
+        let max_size = settings.max_size;
+        let permits = max_size
+            .checked_mul(self.max_in_flight)
+            .filter(|&permits| permits <= Semaphore::MAX_PERMITS)
+            .ok_or_else(|| {
+                BuildError::new("max_in_flight", "max_size * max_in_flight is too large")
+            })?;
+        let wait_timeout = settings.wait_timeout;
+        let (max_requests, max_age) = (spec.max_requests, spec.max_age);
+        let counters = manager.counters().clone();
+        // A worker is lent once, for its whole life: its return is its retirement. Idle
+        // ones (`min_idle`) still age out.
+        let mut config = settings.clone();
+        config.max_uses = Some(1);
+        config.max_lifetime = max_age;
+        config.wait_timeout = None;
+        let pool = self.pool.config(config).build()?;
+        Ok(MultiplexPool {
+            shared: Arc::new(Shared {
+                pool,
+                max_size,
+                max_in_flight: self.max_in_flight,
+                permits: Semaphore::new(permits),
+                lent: Mutex::new(Lent {
+                    workers: Vec::new(),
+                    starting: 0,
+                    failures: 0,
+                    last_failure: None,
+                    closed: false,
+                }),
+                changed: Notify::new(),
+                wait_timeout,
+                max_requests,
+                max_age,
+                counters,
+            }),
+        })
+    }
+}
