@@ -3,13 +3,14 @@
 //! ```sh
 //! cargo run -p benches --release --bin report            # the page's numbers (about 7 min)
 //! cargo run -p benches --release --bin report -- --quick # short measurements, a smoke test
+//! cargo run -p benches --release --bin report -- --pipes # only the pipe comparisons, printed
 //! ```
 //!
 //! 1. Runs the criterion benches with `cargo bench`: `get_drop` and `scaling` in `--rounds N`
 //!    rounds (default 3: their multi-thread benches are bimodal on a VM), `subprocess` in the
 //!    first round only, and reads each round's medians from criterion's `new/estimates.json`.
-//! 2. Pins itself to one CPU and compares a warm pool call with a raw pipe to the same program
-//!    in CPU time per call, five times ([`pinned`]).
+//! 2. Compares a warm pool call with a raw pipe to the same program in CPU and wall time per
+//!    call, five times, first unpinned, then pinned to one CPU ([`pipes`]).
 //! 3. Rewrites, on the page, only the lines between `<!-- numbers:NAME:begin -->` and
 //!    `<!-- numbers:NAME:end -->`: `run` (when, where, with what command) and one table per
 //!    entry of [`TABLES`]. The prose and the goals around them are written by hand.
@@ -26,6 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 use benches::workers::{Program, REQUEST, RawPipe, Worker};
 use rustix::thread::{CpuSet, sched_getcpu, sched_setaffinity};
 use rustix::time::{ClockId, clock_gettime};
+use subprocess_pool::SubprocessPool;
+use subprocess_pool::protocol::Lines;
 use tokio::runtime::Builder;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -63,6 +66,7 @@ const TABLES: &[(&str, &[Group])] = &[
     ("subprocess/one_shot_true", &[("", &["command_pool", "bare_command",
         "command_pool / bare_command"])]),
     ("pipe_cpu", &[("cat", PIPE), ("python", PIPE)]),
+    ("pipe_unpinned", &[("cat", PIPE), ("python", PIPE)]),
 ];
 
 /// The rows of each get+drop table.
@@ -93,6 +97,17 @@ fn main() -> Result<()> {
         None if quick => 1,
         None => 3,
     };
+    if args.iter().any(|arg| arg == "--pipes") {
+        // Only the pipe comparisons, printed rather than written to the page.
+        let mut results = pipes(Placement::Unpinned, quick)?;
+        results.extend(pipes(Placement::Pinned, quick)?);
+        for (name, table) in tables(String::new(), &results)? {
+            if name.starts_with("pipe_") {
+                println!("{name}\n{table}");
+            }
+        }
+        return Ok(());
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let doc = root.join("docs/benchmarks.md");
     let page = std::fs::read_to_string(&doc)?;
@@ -104,7 +119,8 @@ fn main() -> Result<()> {
     }
     let sh = |script: &str| sh(&root, script);
     let cpus = std::thread::available_parallelism()?; // Before pinning.
-    results.extend(pinned(quick)?);
+    results.extend(pipes(Placement::Unpinned, quick)?);
+    results.extend(pipes(Placement::Pinned, quick)?);
     let extra: String = args.iter().map(|arg| format!(" {arg}")).collect();
     let run = format!(
         "|  |  |\n| --- | --- |\n| date | {} |\n| commit | {} |\n| command | `{COMMAND}{}` |\n\
@@ -177,65 +193,180 @@ fn read_estimates(dir: &Path, since: SystemTime, numbers: &mut Numbers) -> Resul
 /// A warm pool call against a hand-written raw pipe round trip to the same program, per
 /// repeat: `pipe_cpu/<worker>/<side>` as [`PIPE`] names them, per call.
 ///
-/// Pinned to one CPU (before the runtime and the workers start, as they inherit it), so this
-/// process and both workers share it: unpinned, a round trip's cost depends on which vCPU the
-/// worker wakes on, and on a VM the ratio swings several-fold from run to run. The two sides
-/// run in alternating batches, the order swapped every batch, so noise hits both alike. CPU
-/// time is this process's (`CLOCK_PROCESS_CPUTIME_ID`, all threads) plus the worker's (its
-/// threads' `/proc/<pid>/task/*/schedstat`), as `getrusage` only counts children that exited.
-fn pinned(quick: bool) -> Result<Vec<Numbers>> {
-    let mut one = CpuSet::new();
-    one.set(sched_getcpu());
-    sched_setaffinity(None, &one)?;
-    eprintln!("report: pool call vs raw pipe in CPU time, pinned to one CPU");
+/// Where the pipe comparison's processes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Wherever the scheduler puts them, as users run it. Only one worker is alive at a
+    /// time: with two, one tends to share the caller's vCPU and answer at once while the
+    /// other pays a vCPU wake-up per round trip, and the ratio measured that, not the pool
+    /// (from 0.3x to 5x between runs of the same binary). So the two sides take turns,
+    /// each with a fresh worker per batch, the order swapped every batch.
+    Unpinned,
+    /// This process and both workers on one CPU (pinned before the runtime and the workers
+    /// start, as they inherit it); both workers stay alive, in alternating batches with the
+    /// order swapped every batch.
+    Pinned,
+}
+
+/// A warm pool call against a raw pipe to the same program, in CPU and wall time per call
+/// (see [`Placement`]), five times. CPU time is this process's (`CLOCK_PROCESS_CPUTIME_ID`,
+/// all threads) plus the worker's (its threads' `/proc/<pid>/task/*/schedstat`), as
+/// `getrusage` only counts children that exited. Both sides run on a task of their own, as
+/// a server's handlers do (`block_on`'s own future pays an extra poll of the driver each
+/// time another task wakes it).
+fn pipes(placement: Placement, quick: bool) -> Result<Vec<Numbers>> {
+    if placement == Placement::Pinned {
+        let mut one = CpuSet::new();
+        one.set(sched_getcpu());
+        sched_setaffinity(None, &one)?;
+    }
+    eprintln!("report: pool call vs raw pipe in CPU time, {placement:?}");
     let runtime = Builder::new_current_thread().enable_all().build()?;
-    let mut pinned = vec![Numbers::new(); if quick { 2 } else { 5 }];
+    let repeats = if quick { 2 } else { 5 };
+    let mut results = vec![Numbers::new(); repeats];
     for worker in Worker::ALL {
         let (batches, batch) = match (quick, worker) {
             (true, _) => (4, 50),
             (false, Worker::Cat) => (20, 1_000),
             (false, Worker::Python) => (10, 300),
         };
-        let (program, expected) = (worker.program()?, worker.expected_reply(REQUEST));
-        let clock = Instant::now();
-        let spent = |pid: u32| -> Result<[Duration; 3]> {
-            let own = clock_gettime(ClockId::ProcessCPUTime);
-            let own = Duration::new(own.tv_sec as u64, own.tv_nsec as u32);
-            Ok([own + worker_cpu(pid)?, own, clock.elapsed()])
+        let program = worker.program()?;
+        let task = measure_pipes(placement, program, repeats, batches, batch);
+        let measured = runtime.block_on(async { tokio::spawn(task).await })??;
+        let table = match placement {
+            Placement::Pinned => "pipe_cpu",
+            Placement::Unpinned => "pipe_unpinned",
         };
-        runtime.block_on(async {
-            let pool = program.warm_pool().await?;
-            let mut raw = RawPipe::start(&program)?;
-            assert_eq!(raw.round_trip(REQUEST).await?, expected);
-            let pids = [raw.pid(), Program::worker_pid(&pool).await?];
-            for numbers in &mut pinned {
-                let mut sides = [[Duration::ZERO; 3]; 2];
-                for side in (0..batches).flat_map(|n| [n % 2, 1 - n % 2]) {
-                    let before = spent(pids[side])?;
-                    for _ in 0..batch {
-                        if side == 0 {
-                            assert_eq!(raw.round_trip(REQUEST).await?, expected);
-                        } else {
-                            assert_eq!(pool.call(REQUEST.to_owned()).await?, expected);
-                        }
-                    }
-                    let after = spent(pids[side])?;
-                    (0..3).for_each(|i| sides[side][i] += after[i] - before[i]);
-                }
-                for (side, times) in ["raw pipe", "pool call"].into_iter().zip(sides) {
-                    for (what, time) in ["", ", own", ", wall"].into_iter().zip(times) {
-                        let ns = time.as_secs_f64() * 1e9 / (batches * batch) as f64;
-                        numbers.insert(format!("pipe_cpu/{}/{side}{what}", worker.name()), ns);
-                    }
+        for (numbers, sides) in results.iter_mut().zip(measured) {
+            for (side, times) in ["raw pipe", "pool call"].into_iter().zip(sides) {
+                for (what, time) in ["", ", own", ", wall"].into_iter().zip(times) {
+                    let ns = time.as_secs_f64() * 1e9 / (batches * batch) as f64;
+                    let id = format!("{table}/{}/{side}{what}", worker.name());
+                    numbers.insert(id, ns);
                 }
             }
-            // The same worker served every pool call: no restart was measured.
-            assert_eq!(Program::worker_pid(&pool).await?, pids[1]);
-            pool.shutdown(Duration::from_secs(1)).await;
-            Ok::<_, Box<dyn Error>>(())
-        })?;
+        }
     }
-    Ok(pinned)
+    Ok(results)
+}
+
+/// Per repeat, per side (raw pipe, pool call): CPU time of this process and the worker,
+/// of this process only, and wall time, over `batches` batches of `batch` calls.
+async fn measure_pipes(
+    placement: Placement,
+    program: Program,
+    repeats: usize,
+    batches: usize,
+    batch: usize,
+) -> std::result::Result<Vec<[[Duration; 3]; 2]>, String> {
+    let error = |e: &dyn std::fmt::Display| e.to_string();
+    let expected = program.worker.expected_reply(REQUEST);
+    let clock = Instant::now();
+    let spent = |pid: u32| -> std::result::Result<[Duration; 3], String> {
+        let own = clock_gettime(ClockId::ProcessCPUTime);
+        let own = Duration::new(own.tv_sec as u64, own.tv_nsec as u32);
+        Ok([
+            own + worker_cpu(pid).map_err(|e| error(&*e))?,
+            own,
+            clock.elapsed(),
+        ])
+    };
+    let mut kept = match placement {
+        Placement::Pinned => Some([
+            Side::start(&program, 0).await?,
+            Side::start(&program, 1).await?,
+        ]),
+        Placement::Unpinned => None,
+    };
+    let mut measured = Vec::new();
+    for _ in 0..repeats {
+        let mut sides = [[Duration::ZERO; 3]; 2];
+        for side in (0..batches).flat_map(|n| [n % 2, 1 - n % 2]) {
+            let mut fresh = match kept {
+                Some(_) => None,
+                None => Some(Side::start(&program, side).await?),
+            };
+            let is_fresh = fresh.is_some();
+            let worker = match (&mut kept, &mut fresh) {
+                (Some(both), _) => &mut both[side],
+                (None, Some(one)) => one,
+                (None, None) => unreachable!("one of them is set"),
+            };
+            if is_fresh {
+                for _ in 0..10 {
+                    worker.call(&expected).await?; // past the start-up
+                }
+            }
+            let before = spent(worker.pid())?;
+            for _ in 0..batch {
+                worker.call(&expected).await?;
+            }
+            let after = spent(worker.pid())?;
+            (0..3).for_each(|i| sides[side][i] += after[i] - before[i]);
+            if let Some(one) = fresh {
+                one.stop().await;
+            }
+        }
+        measured.push(sides);
+    }
+    for side in kept.into_iter().flatten() {
+        side.stop().await;
+    }
+    Ok(measured)
+}
+
+/// One side of the pipe comparison: a raw pipe (0) or a pool of one warm worker (1).
+enum Side {
+    Raw(Box<RawPipe>),
+    Pool(SubprocessPool<Lines>, u32),
+}
+
+impl Side {
+    async fn start(program: &Program, side: usize) -> std::result::Result<Self, String> {
+        let error = |e: &dyn std::fmt::Display| e.to_string();
+        if side == 0 {
+            let mut raw = RawPipe::start(program).map_err(|e| error(&e))?;
+            raw.round_trip(REQUEST).await.map_err(|e| error(&e))?;
+            return Ok(Side::Raw(Box::new(raw)));
+        }
+        let pool = program.warm_pool().await.map_err(|e| error(&*e))?;
+        let pid = Program::worker_pid(&pool).await.map_err(|e| error(&*e))?;
+        Ok(Side::Pool(pool, pid))
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Side::Raw(raw) => raw.pid(),
+            Side::Pool(_, pid) => *pid,
+        }
+    }
+
+    async fn call(&mut self, expected: &str) -> std::result::Result<(), String> {
+        let reply = match self {
+            Side::Raw(raw) => raw
+                .round_trip(REQUEST)
+                .await
+                .map_err(|e| e.to_string())?
+                .to_owned(),
+            Side::Pool(pool, _) => pool
+                .call(REQUEST.to_owned())
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        match reply == expected {
+            true => Ok(()),
+            false => Err(format!("expected {expected:?}, got {reply:?}")),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Side::Raw(raw) => drop(raw),
+            Side::Pool(pool, _) => {
+                pool.shutdown(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// CPU time used so far by the live process `pid`, all threads together.

@@ -1,14 +1,13 @@
 //! The same jobs through a pool of warm python workers, and by spawning the interpreter
 //! per job: `cargo run --release -p subprocess-pool --example warm_vs_cold`.
 //!
-//! It also compares a pool `call` with a hand-written raw pipe round trip to the same kind
-//! of worker (`cat`), in CPU time of this process per call (wall time beside it: on VMs
-//! wall time per round trip swings with vCPU wake-up latency).
+//! With a second argument, `raw` or `pool`, it makes only that many round trips to `cat`,
+//! by a hand-written raw pipe or through a pool, and prints their CPU and wall time per
+//! call: a single subject for `strace -c` and `perf`. The side-by-side comparison of the
+//! two is `cargo run -p benches --release --bin report -- --pipes`.
 //!
 //! The interpreter is resolved once (`python3` on PATH may be a slow shim) and named in the
-//! output. Arguments: `[jobs]` (default 50). For steady pipe numbers on a VM, pin the run to
-//! one CPU (`taskset -c 0 target/release/examples/warm_vs_cold`): otherwise each round trip's
-//! cost depends on which vCPU the worker wakes on, and swings several-fold between runs.
+//! output. Arguments: `[jobs] [raw|pool]` (default 50 jobs).
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -103,37 +102,6 @@ impl RawPipe {
     }
 }
 
-/// Raw pipe and pool call, in alternating batches so machine noise hits both alike.
-/// Returns (raw wall, raw CPU, pool wall, pool CPU).
-async fn round_trips(calls: usize) -> Result<[Duration; 4], Box<dyn Error>> {
-    let mut raw = RawPipe::start()?;
-    let pool = SubprocessPool::builder(WorkerSpec::new("cat"), Lines::default())
-        .max_size(1)
-        .build()?;
-    pool.call("warm up".to_string()).await?;
-    raw.round_trip(0).await?;
-    let mut totals = [Duration::ZERO; 4];
-    let batch = 1_000;
-    for round in 0..calls / batch {
-        let (wall, cpu) = (Instant::now(), cpu_time());
-        for i in 0..batch {
-            raw.round_trip(round * batch + i).await?;
-        }
-        totals[0] += wall.elapsed();
-        totals[1] += cpu_time() - cpu;
-        let (wall, cpu) = (Instant::now(), cpu_time());
-        for i in 0..batch {
-            let n = round * batch + i;
-            let reply = pool.call(format!("request {n}")).await?;
-            assert!(reply.strip_prefix("request ") == Some(&n.to_string()[..]));
-        }
-        totals[2] += wall.elapsed();
-        totals[3] += cpu_time() - cpu;
-    }
-    pool.shutdown(Duration::from_secs(1)).await;
-    Ok(totals)
-}
-
 /// `calls` round trips of one kind only (`raw` or `pool`), nothing else, for profilers.
 async fn only_round_trips(kind: &str, calls: usize) -> Result<(), Box<dyn Error>> {
     let (wall, cpu) = (Instant::now(), cpu_time());
@@ -176,7 +144,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .unwrap_or(50);
     if let Some(only) = std::env::args().nth(2) {
         // `warm_vs_cold N raw|pool`: only N round trips of one kind, for strace and perf.
-        return only_round_trips(&only, jobs).await;
+        // On a task of its own, as a server's handler runs: `block_on`'s own future pays an
+        // extra poll of the driver each time another task wakes it.
+        let trips = tokio::spawn(async move {
+            only_round_trips(&only, jobs)
+                .await
+                .map_err(|error| error.to_string())
+        });
+        return Ok(trips.await??);
     }
     let python = python().await?;
     println!("interpreter: {}", python.display());
@@ -196,19 +171,5 @@ async fn main() -> Result<(), Box<dyn Error>> {
         cold.as_secs_f64() / warm.as_secs_f64()
     );
 
-    let calls = 20_000;
-    let [raw_wall, raw_cpu, pool_wall, pool_cpu] = round_trips(calls).await?;
-    println!(
-        "{calls} round trips to cat: raw pipe {:.1} us CPU ({:.1} us wall), pool call {:.1} us CPU ({:.1} us wall)",
-        per(raw_cpu, calls),
-        per(raw_wall, calls),
-        per(pool_cpu, calls),
-        per(pool_wall, calls)
-    );
-    println!(
-        "pool call / raw pipe: {:.2}x CPU, {:.2}x wall",
-        pool_cpu.as_secs_f64() / raw_cpu.as_secs_f64(),
-        pool_wall.as_secs_f64() / raw_wall.as_secs_f64()
-    );
     Ok(())
 }
