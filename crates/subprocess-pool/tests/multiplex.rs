@@ -291,3 +291,51 @@ async fn json_rpc_and_bazel_proto_workers_take_many_requests_at_once() {
     }
     proto.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_call_is_cancelled_on_the_worker_which_goes_on_serving() {
+    let pool = pool(spec(), 1, 8);
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(300),
+        pool.call(request(&["sleep", "30000", "never"])),
+    )
+    .await;
+    assert!(dropped.is_err(), "the call was dropped before its answer");
+    let cancels = guarded("cancels", pool.call(request(&["cancels"])))
+        .await
+        .unwrap();
+    assert_eq!(cancels.output, "1", "the worker was told to cancel");
+    assert_eq!(pool.metrics().created, 1, "and was not replaced");
+    assert_eq!(pool.in_flight(), 0);
+    pool.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_program_fails_the_call_naming_it() {
+    let spec = WorkerSpec::new("/nonexistent/multiplex-worker");
+    // Without a deadline the caller gets the failed start itself.
+    let pool = MultiplexPool::builder(spec.clone(), BazelJson::default().multiplex())
+        .build()
+        .unwrap();
+    let error = guarded("call", pool.call(request(&["sleep", "1"])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CallError::Pool(pool_core::PoolError::Backend(_))),
+        "{error:?}"
+    );
+    let report = support::report(&error);
+    assert!(report.contains("/nonexistent/multiplex-worker"), "{report}");
+    // With one, starts are retried until it passes; the timeout says why.
+    let pool = MultiplexPool::builder(spec, BazelJson::default().multiplex())
+        .wait_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let error = guarded("call", pool.call(request(&["sleep", "1"])))
+        .await
+        .unwrap_err();
+    let report = support::report(&error);
+    assert!(report.contains("timed out"), "{report}");
+    assert!(report.contains("/nonexistent/multiplex-worker"), "{report}");
+    pool.shutdown(Duration::from_secs(1)).await;
+}

@@ -274,7 +274,8 @@ impl<P: Protocol> Shared<P> {
                     |worker: &Lender<P>| {
                         let runner = &worker.object;
                         let old = max_age.is_some_and(|age| runner.started().elapsed() >= age);
-                        !runner.is_usable() || ((worker.retiring || old) && worker.calls == 0)
+                        // Dead ones go once their calls (failed already) have let go.
+                        (!runner.is_usable() || worker.retiring || old) && worker.calls == 0
                     },
                 );
                 retired = gone;
@@ -288,7 +289,9 @@ impl<P: Protocol> Shared<P> {
                 let best = lent
                     .workers
                     .iter_mut()
-                    .filter(|w| !w.retiring && w.load() < self.max_in_flight)
+                    .filter(|w| {
+                        !w.retiring && w.load() < self.max_in_flight && w.object.is_usable()
+                    })
                     .min_by_key(|w| w.load());
                 let found = best.map(|worker| {
                     let busy = worker.load() > 0;
@@ -312,14 +315,17 @@ impl<P: Protocol> Shared<P> {
                         }
                         return Ok(runner);
                     }
-                    None if can_grow => {
-                        lent.starting += 1;
-                        start = true;
-                    }
-                    None if lent.starting == 0 && lent.failures > failures_before => {
+                    // A start failed while this caller waited: one without a deadline
+                    // gets the failure (as a pool-core `get` does); one with a deadline
+                    // tries again until it passes (pool-core's backoff paces the starts).
+                    None if lent.failures > failures_before && deadline.is_none() => {
                         if let Some(failure) = &lent.last_failure {
                             return Err(duplicate(failure));
                         }
+                    }
+                    None if can_grow => {
+                        lent.starting += 1;
+                        start = true;
                     }
                     None => {}
                 }
@@ -330,9 +336,18 @@ impl<P: Protocol> Shared<P> {
             }
             match deadline {
                 None => changed.await,
-                Some(deadline) => tokio::time::timeout_at(deadline, changed)
-                    .await
-                    .map_err(|_| self.timed_out())?,
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                        let failed = self.lent().failures > failures_before;
+                        let mut error = self.timed_out();
+                        if let PoolError::Timeout { kind, .. } = &mut error {
+                            if failed {
+                                *kind = TimeoutKind::Create;
+                            }
+                        }
+                        return Err(error);
+                    }
+                }
             }
         }
     }

@@ -38,10 +38,15 @@ impl<P: Protocol> Manager for MuxManager<P> {
     async fn destroy(&self, worker: Self::Object) {
         match Arc::try_unwrap(worker) {
             Ok(worker) => self.0.destroy(worker.into_runner()).await,
-            // A call dropped at this very moment still holds it: no goodbye, then.
+            // A call still holds it (shutdown's grace ran out): no goodbye, then. The
+            // last holder's drop reaps it.
             Err(shared) => {
+                let fate = match shared.fate() {
+                    Fate::Stopped => Fate::Killed,
+                    fate => fate,
+                };
                 kill_group(shared.pid());
-                self.0.counters().ended(Fate::Killed);
+                self.0.counters().ended(fate);
             }
         }
     }

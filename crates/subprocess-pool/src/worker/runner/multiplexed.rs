@@ -183,6 +183,14 @@ impl<P: Protocol> MuxRunner<P> {
         self.pid
     }
 
+    /// How the worker's life ended, as far as is known now.
+    pub(crate) fn fate(&self) -> super::Fate {
+        self.runner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .fate()
+    }
+
     /// The runner, to stop it; requests still in flight fail when it stops.
     pub(crate) fn into_runner(self) -> Runner<P> {
         let Self { runner, writer, .. } = self;
