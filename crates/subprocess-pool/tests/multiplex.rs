@@ -339,3 +339,47 @@ async fn a_missing_program_fails_the_call_naming_it() {
     assert!(report.contains("/nonexistent/multiplex-worker"), "{report}");
     pool.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workers_that_fail_their_ping_retire() {
+    // The ping asks the worker to exit: it fails its first health check.
+    let pool = MultiplexPool::builder(spec(), BazelJson::default().multiplex())
+        .ping(request(&["die", "0"]))
+        .health_check_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let first = guarded("call", pool.call(request(&["sleep", "1"])))
+        .await
+        .unwrap();
+    let first_pid = text_and_pid(&first).1;
+    guarded("worker retired", async {
+        while is_alive(first_pid) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let second = guarded("call", pool.call(request(&["sleep", "1"])))
+        .await
+        .unwrap();
+    assert_ne!(text_and_pid(&second).1, first_pid, "a new worker serves");
+    pool.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workers_that_answer_their_ping_stay() {
+    let pool = MultiplexPool::builder(spec(), BazelJson::default().multiplex())
+        .ping(request(&["cancels"]))
+        .health_check_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let first = guarded("call", pool.call(request(&["sleep", "1"])))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await; // several checks
+    let second = guarded("call", pool.call(request(&["sleep", "1"])))
+        .await
+        .unwrap();
+    assert_eq!(text_and_pid(&second).1, text_and_pid(&first).1);
+    assert_eq!(pool.metrics().created, 1);
+    pool.shutdown(Duration::from_secs(2)).await;
+}

@@ -115,6 +115,11 @@ impl<P: Protocol, S: Session<P>> RunnerManager<P, S> {
         self
     }
 
+    /// A ping request, if health checks send one.
+    pub(crate) fn ping_request(&self) -> Option<P::Request> {
+        self.ping.as_ref().map(|ping| ping())
+    }
+
     /// The protocol workers speak.
     pub(crate) fn protocol(&self) -> &P {
         &self.protocol

@@ -109,6 +109,10 @@ struct Shared<P: Protocol> {
     max_requests: Option<u64>,
     max_age: Option<Duration>,
     counters: Arc<Counters>,
+    /// How often workers with nothing in flight get the ping, if both are set; the task
+    /// that sends them starts with the first call (it needs a runtime).
+    health_check_interval: Option<Duration>,
+    checks_started: std::sync::Once,
 }
 
 /// The workers lent out of the pool, serving calls.
@@ -156,6 +160,7 @@ impl<P: Protocol> MultiplexPool<P> {
     /// requests outstanding and no more may start.
     pub async fn call(&self, request: P::Request) -> Result<P::Response, CallError> {
         let shared = &self.shared;
+        shared.start_health_checks();
         let deadline = shared.wait_timeout.map(|limit| Instant::now() + limit);
         let acquire = shared.permits.acquire();
         let permit = match deadline {
@@ -352,6 +357,64 @@ impl<P: Protocol> Shared<P> {
         }
     }
 
+    /// Starts the task that pings idle workers, once, if a ping and an interval are set.
+    fn start_health_checks(self: &Arc<Self>) {
+        let Some(interval) = self.health_check_interval else {
+            return;
+        };
+        if self.pool.manager().0.ping_request().is_none() {
+            return;
+        }
+        self.checks_started.call_once(|| {
+            let shared = Arc::downgrade(self);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(interval).await;
+                    let Some(shared) = shared.upgrade() else {
+                        return;
+                    };
+                    if shared.lent().closed {
+                        return;
+                    }
+                    shared.check_idle_workers().await;
+                }
+            });
+        });
+    }
+
+    /// Pings every worker with nothing in flight; one that fails retires.
+    async fn check_idle_workers(self: &Arc<Self>) {
+        let idle: Vec<_> = {
+            let mut lent = self.lent();
+            lent.workers
+                .iter_mut()
+                .filter(|w| w.load() == 0 && !w.retiring && w.object.is_usable())
+                .map(|worker| {
+                    worker.calls += 1; // so that it is not stopped under the ping
+                    Arc::clone(&*worker.object)
+                })
+                .collect()
+        };
+        for runner in idle {
+            let Some(ping) = self.pool.manager().0.ping_request() else {
+                return;
+            };
+            let pid = runner.pid();
+            let call = Call {
+                shared: self,
+                runner: Some(runner),
+            };
+            if let Err(error) = call.runner().call(ping).await {
+                tracing::warn!(target: "subprocess_pool", pid, error = %chain(&error), "a multiplexed worker failed its health check; it retires");
+                let mut lent = self.lent();
+                if let Some(worker) = lent.workers.iter_mut().find(|w| w.object.pid() == pid) {
+                    worker.retiring = true;
+                }
+            }
+            drop(call);
+        }
+    }
+
     /// Starts a worker in the background (counted in `starting` by the caller).
     fn start_worker(self: &Arc<Self>) {
         let shared = Arc::clone(self);
@@ -413,6 +476,18 @@ impl<P: Protocol> Drop for Call<'_, P> {
         drop(retired);
         self.shared.changed.notify_waiters();
     }
+}
+
+/// An error and its causes, "outer: cause", for a log line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A start failure again, for each caller that was waiting for the start.
@@ -500,6 +575,30 @@ impl<P: Protocol> MultiplexPoolBuilder<P> {
         }
     }
 
+    /// Every `interval`, workers with no request in flight get the [`ping`](Self::ping)
+    /// and must answer it within the spec's `request_timeout`; one that does not retires.
+    /// (A worker that dies is noticed at once in any case: a task reads its stdout.)
+    pub fn health_check_interval(self, interval: Duration) -> Self {
+        Self {
+            pool: self.pool.health_check_interval(interval),
+            ..self
+        }
+    }
+
+    /// The request health checks send (see
+    /// [`health_check_interval`](Self::health_check_interval)).
+    pub fn ping(self, request: P::Request) -> Self
+    where
+        P::Request: Clone + Sync,
+    {
+        Self {
+            pool: self
+                .pool
+                .map_manager(|manager| MuxManager(manager.0.with_ping(request))),
+            ..self
+        }
+    }
+
     /// Builds the pool; refuses a protocol that does not multiplex, a zero
     /// `max_in_flight`, and what [`PoolBuilder::build`] refuses, naming the setting.
     pub fn build(self) -> Result<MultiplexPool<P>, BuildError> {
@@ -528,6 +627,7 @@ impl<P: Protocol> MultiplexPoolBuilder<P> {
                 BuildError::new("max_in_flight", "max_size * max_in_flight is too large")
             })?;
         let wait_timeout = settings.wait_timeout;
+        let health_check_interval = settings.health_check_interval;
         let (max_requests, max_age) = (spec.max_requests, spec.max_age);
         let counters = manager.counters().clone();
         // A worker is lent once, for its whole life: its return is its retirement. Idle
@@ -555,6 +655,8 @@ impl<P: Protocol> MultiplexPoolBuilder<P> {
                 max_requests,
                 max_age,
                 counters,
+                health_check_interval,
+                checks_started: std::sync::Once::new(),
             }),
         })
     }
