@@ -42,6 +42,10 @@ enum End {
     Broken(RunnerError),
 }
 
+/// A response as read: the tag of the read it came in (see `Waiter::sequence`), the id it
+/// carries, and the response.
+pub(crate) type Decoded<P> = (u64, Option<u64>, <P as Protocol>::Response);
+
 pub(crate) struct Reader<P: Protocol> {
     pub(crate) link: Arc<Link<P>>,
     pub(crate) protocol: P,
@@ -67,6 +71,8 @@ pub(crate) struct Reader<P: Protocol> {
     /// Replies to the worker's own requests, for the task that writes them (made when
     /// the first reply is due).
     pub(crate) replies: Option<mpsc::Sender<BytesMut>>,
+    /// The responses of the latest read, kept to reuse the allocation.
+    pub(crate) responses: Vec<Decoded<P>>,
 }
 
 impl<P: Protocol> Drop for Reader<P> {
@@ -231,7 +237,8 @@ impl<P: Protocol> Reader<P> {
     }
 
     fn route_frames(&mut self) -> Result<(), RunnerError> {
-        let mut responses = Vec::new();
+        // Kept between reads: one allocation per worker, not one per answer.
+        let mut responses = std::mem::take(&mut self.responses);
         let mut replies = BytesMut::new();
         let decoded = loop {
             let tag = if self.buf.len() <= self.fresh {
@@ -258,9 +265,13 @@ impl<P: Protocol> Reader<P> {
         if !replies.is_empty() {
             self.write_replies(replies)?;
         }
-        if !responses.is_empty() {
-            self.deliver(responses)?;
-        }
+        let delivered = match responses.is_empty() {
+            true => Ok(()),
+            false => self.deliver(&mut responses),
+        };
+        responses.clear();
+        self.responses = responses;
+        delivered?;
         decoded
     }
 
@@ -300,15 +311,12 @@ impl<P: Protocol> Reader<P> {
     /// So are responses that arrive together with it, since no request can be waiting for
     /// them (the lock is held from the first to the last), and, under a protocol without
     /// ids, any output right after it: which one answers this request cannot be told.
-    fn deliver(
-        &mut self,
-        responses: Vec<(u64, Option<u64>, P::Response)>,
-    ) -> Result<(), RunnerError> {
+    fn deliver(&mut self, responses: &mut Vec<Decoded<P>>) -> Result<(), RunnerError> {
         let mut state = self.link.lock();
         if state.multiplexed {
             return self.deliver_by_id(state, responses);
         }
-        let mut responses = responses.into_iter();
+        let mut responses = responses.drain(..);
         let Some((tag, id, response)) = responses.next() else {
             return Ok(());
         };
@@ -358,9 +366,9 @@ impl<P: Protocol> Reader<P> {
     fn deliver_by_id(
         &self,
         mut state: std::sync::MutexGuard<'_, super::link::LinkState<P>>,
-        responses: Vec<(u64, Option<u64>, P::Response)>,
+        responses: &mut Vec<Decoded<P>>,
     ) -> Result<(), RunnerError> {
-        for (_, id, response) in responses {
+        for (_, id, response) in responses.drain(..) {
             let Some(id) = id else {
                 return Err(ProtocolError::Malformed(format!(
                     "a response without a request id from a multiplexed worker: {}",

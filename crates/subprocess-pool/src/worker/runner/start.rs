@@ -115,6 +115,7 @@ impl<P: Protocol> Runner<P> {
             fresh_tag: 0,
             older_tag: 0,
             replies: None,
+            responses: Vec::new(),
         };
         // Close-on-exec, as std makes it: no other child may inherit this worker's stdout.
         let stdout_probe = stdout
