@@ -46,6 +46,7 @@ impl<M: Manager> Pool<M> {
 pub struct PoolBuilder<M> {
     manager: M,
     config: PoolConfig,
+    name: Option<String>,
 }
 
 /// Generates a setter that stores `Some(value)` in an optional setting.
@@ -64,7 +65,16 @@ impl<M: Manager> PoolBuilder<M> {
         Self {
             manager,
             config: PoolConfig::default(),
+            name: None,
         }
+    }
+
+    /// The pool's name, in every event it logs (the `pool` field) and from
+    /// [`Pool::name`]. The default: the manager's type name without its path or
+    /// parameters (`Conns` for `my_app::db::Conns`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// The longest pause between create attempts while creates keep failing (default
@@ -179,6 +189,7 @@ impl<M: Manager> PoolBuilder<M> {
         PoolBuilder {
             manager: change(self.manager),
             config: self.config,
+            name: self.name,
         }
     }
 
@@ -192,8 +203,20 @@ impl<M: Manager> PoolBuilder<M> {
     /// any timeout, lifetime or interval (`health_check_after` may be zero).
     pub fn build(self) -> Result<Pool<M>, BuildError> {
         validate(&self.config)?;
-        Ok(Pool::from_shared(Shared::new(self.manager, self.config)))
+        let name = self.name.unwrap_or_else(short_type_name::<M>);
+        Ok(Pool::from_shared(Shared::new(
+            self.manager,
+            self.config,
+            name.into(),
+        )))
     }
+}
+
+/// `M`'s name without its path or type parameters.
+fn short_type_name<M>() -> String {
+    let full = std::any::type_name::<M>();
+    let outer = full.split('<').next().unwrap_or(full);
+    outer.rsplit("::").next().unwrap_or(outer).to_string()
 }
 
 fn validate(config: &PoolConfig) -> Result<(), BuildError> {

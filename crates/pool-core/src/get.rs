@@ -174,7 +174,7 @@ impl<M: Manager> Get<'_, M> {
     /// Builds the timeout error for this caller, counting it.
     fn timed_out(&mut self) -> PoolError<M::Error> {
         let kind = self.progress.phase;
-        tracing::debug!(target: "pool_core", ?kind, "get timed out");
+        tracing::debug!(target: "pool_core", pool = %self.shared.name, ?kind, "get timed out");
         let last_error = self
             .shared
             .lock()
@@ -200,9 +200,9 @@ impl<M: Manager> Get<'_, M> {
         slot.settled(); // settled below, under the same lock as the outcome
         match &created {
             Some(Err(error)) => {
-                tracing::warn!(target: "pool_core", error = %Chain(error), "create failed")
+                tracing::warn!(target: "pool_core", pool = %shared.name, error = %Chain(error), "create failed")
             }
-            None => tracing::warn!(target: "pool_core", "create timed out"),
+            None => tracing::warn!(target: "pool_core", pool = %shared.name, "create timed out"),
             Some(Ok(_)) => {}
         }
         let share_error = self.deadline.is_some();
@@ -224,7 +224,7 @@ impl<M: Manager> Get<'_, M> {
         };
         entry.meta.times_used += 1;
         if let Some(reason) = shared.manager.unusable(&entry.object, &entry.meta) {
-            tracing::debug!(target: "pool_core", %reason, "object unusable at checkout");
+            tracing::debug!(target: "pool_core", pool = %shared.name, %reason, "object unusable at checkout");
             return Ready::Rejected {
                 kept_slot: readying.reject_keeping_slot(DestroyReason::RecycleFailed),
             };
@@ -341,12 +341,14 @@ fn fail<M: Manager>(
     }
     match &failure {
         Some(error) if reason == DestroyReason::HealthCheckFailed => {
-            tracing::warn!(target: "pool_core", error = %Chain(error), "health check failed at checkout");
+            tracing::warn!(target: "pool_core", pool = %readying.pool_name(), error = %Chain(error), "health check failed at checkout");
         }
         Some(error) => {
-            tracing::debug!(target: "pool_core", error = %Chain(error), "recycle failed")
+            tracing::debug!(target: "pool_core", pool = %readying.pool_name(), error = %Chain(error), "recycle failed")
         }
-        None => tracing::debug!(target: "pool_core", ?reason, "hook timed out"),
+        None => {
+            tracing::debug!(target: "pool_core", pool = %readying.pool_name(), ?reason, "hook timed out")
+        }
     }
     let kept_slot = readying.reject_keeping_slot(reason);
     if let Some(error) = failure {

@@ -41,6 +41,11 @@ pub(crate) struct Readying<'a, M: Manager> {
 }
 
 impl<'a, M: Manager> Readying<'a, M> {
+    /// The pool's name, for log events.
+    pub(crate) fn pool_name(&self) -> &str {
+        &self.shared.name
+    }
+
     pub(crate) fn for_caller(shared: &'a Arc<Shared<M>>, entry: Box<Entry<M::Object>>) -> Self {
         Self {
             shared,

@@ -77,9 +77,10 @@ impl Loans {
     }
 }
 
-pub(crate) fn report_held(report: &LeakReport) {
+pub(crate) fn report_held(pool: &str, report: &LeakReport) {
     tracing::warn!(
         target: "pool_core",
+        pool = %pool,
         id = report.id,
         held_for = ?report.held_for,
         checked_out_at = %report.location,
@@ -88,9 +89,10 @@ pub(crate) fn report_held(report: &LeakReport) {
     );
 }
 
-pub(crate) fn report_returned(report: &LeakReport) {
+pub(crate) fn report_returned(pool: &str, report: &LeakReport) {
     tracing::info!(
         target: "pool_core",
+        pool = %pool,
         id = report.id,
         held_for = ?report.held_for,
         checked_out_at = %report.location,

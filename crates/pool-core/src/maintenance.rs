@@ -110,7 +110,9 @@ impl<M: Manager> Shared<M> {
         let now = Instant::now();
         let plan =
             self.with_state(|state, after| state.maintenance_pass(&self.config, now, after))?;
-        plan.leaks.iter().for_each(leak::report_held);
+        for report in &plan.leaks {
+            leak::report_held(&self.name, report);
+        }
         for _ in 0..plan.refills {
             self.spawn_refill(plan.epoch);
         }
@@ -152,12 +154,14 @@ impl<M: Manager> Shared<M> {
             outcome => {
                 match outcome {
                     Some(Ok(Err(error))) => {
-                        tracing::warn!(target: "pool_core", error = %Chain(&error), "background health check failed");
+                        tracing::warn!(target: "pool_core", pool = %self.name, error = %Chain(&error), "background health check failed");
                     }
                     Some(Err(_)) => {
-                        tracing::warn!(target: "pool_core", "background health check timed out");
+                        tracing::warn!(target: "pool_core", pool = %self.name, "background health check timed out");
                     }
-                    _ => tracing::warn!(target: "pool_core", "background health check panicked"),
+                    _ => {
+                        tracing::warn!(target: "pool_core", pool = %self.name, "background health check panicked")
+                    }
                 }
                 readying.reject(DestroyReason::HealthCheckFailed);
             }
@@ -202,16 +206,18 @@ impl<M: Manager> RefillSlot<M> {
                 state.refill_created(config, object, now, self.epoch, after);
             }),
             Some(Ok(Err(error))) => {
-                tracing::warn!(target: "pool_core", error = %Chain(&error), "create for min_idle failed");
+                tracing::warn!(target: "pool_core", pool = %shared.name, error = %Chain(&error), "create for min_idle failed");
                 let error = Some(Arc::new(error));
                 shared.with_state(|state, after| state.refill_failed(error, now, after));
             }
             failed => {
                 match failed {
                     Some(_) => {
-                        tracing::warn!(target: "pool_core", ?bound, "create for min_idle timed out");
+                        tracing::warn!(target: "pool_core", pool = %shared.name, ?bound, "create for min_idle timed out");
                     }
-                    None => tracing::warn!(target: "pool_core", "create for min_idle panicked"),
+                    None => {
+                        tracing::warn!(target: "pool_core", pool = %shared.name, "create for min_idle panicked")
+                    }
                 }
                 shared.with_state(|state, after| state.refill_failed(None, now, after));
             }

@@ -141,6 +141,12 @@ impl<M: Manager> Pool<M> {
         get::get(&self.shared, timeout, mode, Location::caller())
     }
 
+    /// The pool's name (see [`PoolBuilder::name`](crate::PoolBuilder::name)), the `pool`
+    /// field of every event it logs.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
     /// A consistent snapshot of the pool's occupancy.
     pub fn status(&self) -> Status {
         self.shared.lock().status()
@@ -275,6 +281,7 @@ impl<M: Manager> Drop for Pool<M> {
 impl<M: Manager> fmt::Debug for Pool<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
+            .field("name", &self.name())
             .field("status", &self.status())
             .finish_non_exhaustive()
     }

@@ -30,6 +30,8 @@ pub(crate) type PoolState<M> = State<<M as Manager>::Object, <M as Manager>::Err
 pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: PoolConfig,
+    /// The pool's name, on every event it logs.
+    pub(crate) name: Arc<str>,
     /// Padded, so the lock and the state every `get` writes do not share a line with the
     /// configuration every `get` only reads.
     state: CachePadded<Mutex<PoolState<M>>>,
@@ -54,10 +56,13 @@ pub(crate) struct Shared<M: Manager> {
 }
 
 impl<M: Manager> Shared<M> {
-    pub(crate) fn new(manager: M, config: PoolConfig) -> Self {
+    pub(crate) fn new(manager: M, config: PoolConfig, name: Arc<str>) -> Self {
         let stamps_last_used = config.tracks_last_used();
+        let mut state = State::new(&config);
+        state.set_name(name.clone());
         Self {
-            state: CachePadded(Mutex::new(State::new(&config))),
+            name,
+            state: CachePadded(Mutex::new(state)),
             runtime: OnceLock::new(),
             handles: AtomicUsize::new(1),
             recycled: StripedCounter::new(),
@@ -103,15 +108,17 @@ impl<M: Manager> Shared<M> {
             waker.wake();
         }
         for (object, reason) in after.destroy {
-            tracing::debug!(target: "pool_core", ?reason, "destroying object");
+            tracing::debug!(target: "pool_core", pool = %self.name, ?reason, "destroying object");
             self.spawn_destroy(object);
         }
         if let Some((delay, number, failures)) = after.backoff_delay {
-            tracing::warn!(
+            // The failure itself was logged (one WARN) where it happened.
+            tracing::debug!(
                 target: "pool_core",
+                pool = %self.name,
                 ?delay,
                 consecutive_failures = failures,
-                "create failed; creates paused before the next probe"
+                "creates paused before the next probe"
             );
             self.spawn_backoff_timer(delay, number);
         }
@@ -154,7 +161,7 @@ impl<M: Manager> Shared<M> {
                 .await
                 .is_err()
             {
-                tracing::warn!(target: "pool_core", ?bound, "destroy timed out; object dropped");
+                tracing::warn!(target: "pool_core", pool = %shared.name, ?bound, "destroy timed out; object dropped");
             }
             drop(done);
         });
@@ -244,7 +251,7 @@ impl<M: Manager> Shared<M> {
         let came_back = state.returned(entry, verdict, loan_end, &mut after);
         drop(state);
         if let Some(report) = came_back {
-            leak::report_returned(&report);
+            leak::report_returned(&self.name, &report);
         }
         self.finish(after);
     }

@@ -61,11 +61,19 @@ pub(crate) struct State<T, E> {
     metrics: Metrics,
     /// The latest create failure since the last successful create.
     last_create_error: Option<Arc<E>>,
+    /// The pool's name, for the events logged here.
+    name: Arc<str>,
 }
 
 impl<T, E> State<T, E> {
+    /// Names the pool in the events logged under the lock.
+    pub(crate) fn set_name(&mut self, name: Arc<str>) {
+        self.name = name;
+    }
+
     pub(crate) fn new(config: &PoolConfig) -> Self {
         Self {
+            name: Arc::from("pool"),
             idle: VecDeque::new(),
             waiters: WaiterQueue::new(),
             max_size: config.max_size,
@@ -165,7 +173,7 @@ impl<T, E> State<T, E> {
         let next_check = config
             .health_check_interval
             .map(|interval| deadline::after(now, interval.mul_f64(0.5 + 0.5 * random::fraction())));
-        tracing::debug!(target: "pool_core", id, "object created");
+        tracing::debug!(target: "pool_core", pool = %self.name, id, "object created");
         Box::new(Entry {
             object,
             meta: ObjectMeta {

@@ -110,3 +110,33 @@ async fn the_pools_own_log_line_shows_the_whole_chain() {
         "{lines:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_event_names_its_pool_and_a_failed_create_warns_once() {
+    let (capture, _subscriber) = capture::capture_events();
+    let pool = pool_core::Pool::builder(Refused)
+        .name("db")
+        .build()
+        .unwrap();
+    assert_eq!(pool.name(), "db");
+    assert!(pool.get().await.is_err());
+    let lines = capture.lines();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(
+            line.contains("pool=db"),
+            "an event without its pool: {line}"
+        );
+    }
+    let warnings: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("level=WARN"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one WARN per failed create: {lines:?}");
+}
+
+#[test]
+fn a_pool_is_named_after_its_manager_by_default() {
+    let pool = pool_core::Pool::builder(Refused).build().unwrap();
+    assert_eq!(pool.name(), "Refused");
+}

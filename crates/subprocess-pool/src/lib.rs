@@ -1,13 +1,12 @@
-//! Warm worker processes as pooled objects, and one-shot commands, built on `pool-core`.
-//!
-//! Spawning a process costs milliseconds (tens of them for an interpreter); a request to a
-//! process that is already running costs tens of microseconds. [`SubprocessPool`] keeps
-//! worker processes warm, speaks to them over their stdin and stdout with a [`Protocol`],
-//! checks and recycles them, and replaces one that breaks without losing more than the
-//! call it was serving. [`CommandPool`] runs fresh processes with bounded concurrency,
-//! timeouts and capped output.
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+/// The generic pool this crate is built on, re-exported so that its types
+/// (`PoolError`, `Status`, `Metrics`, `ShutdownReport`, `PoolConfig`...) need no second
+/// dependency kept in step with this one.
+pub use pool_core;
 
 mod command;
 pub mod global;

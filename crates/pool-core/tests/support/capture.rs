@@ -43,7 +43,7 @@ impl tracing::Subscriber for Capture {
     fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
     fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
     fn event(&self, event: &tracing::Event<'_>) {
-        let mut line = String::new();
+        let mut line = format!("level={} ", event.metadata().level());
         event.record(&mut Line(&mut line));
         self.0.lock().unwrap().push(line);
     }

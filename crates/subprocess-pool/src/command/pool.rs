@@ -74,7 +74,7 @@ impl CommandPool {
     pub fn builder() -> CommandPoolBuilder {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         CommandPoolBuilder {
-            slots: Pool::builder(Slots).max_size(cpus),
+            slots: Pool::builder(Slots).name("commands").max_size(cpus),
         }
     }
 
@@ -141,6 +141,11 @@ impl CommandPool {
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         self.slots.shutdown(grace).await
     }
+
+    /// The pool's name (see [`CommandPoolBuilder::name`]).
+    pub fn name(&self) -> &str {
+        self.slots.name()
+    }
 }
 
 /// Configures a [`CommandPool`]; made by [`CommandPool::builder`].
@@ -151,6 +156,13 @@ pub struct CommandPoolBuilder {
 }
 
 impl CommandPoolBuilder {
+    /// The pool's name, in every event it logs (default `commands`).
+    pub fn name(self, name: impl Into<String>) -> Self {
+        Self {
+            slots: self.slots.name(name),
+        }
+    }
+
     /// The most commands running at once (at least 1; default: the number of CPUs).
     pub fn max_size(self, max_size: usize) -> Self {
         Self {

@@ -60,12 +60,14 @@ impl GlobalConfig {
         name: impl Into<String>,
         builder: SubprocessPoolBuilder<P>,
     ) -> Self {
+        let name = name.into();
+        let builder = builder.name(name.clone());
         let build: BuildWorkers = Box::new(move || {
             builder
                 .build()
                 .map(|pool| Box::new(pool) as Box<dyn AnyWorkers>)
         });
-        self.workers.push((name.into(), build));
+        self.workers.push((name, build));
         self
     }
 

@@ -243,13 +243,24 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
             let _ =
                 tokio::time::timeout(self.spec.kill_grace, self.session.goodbye(&mut runner)).await;
         }
+        let pid = runner.pid();
         let killed = runner.stop().await;
         // A worker in good order that would not exit once told to is a kill, not a stop.
-        self.counters.ended(if healthy && killed {
+        let fate = if healthy && killed {
             Fate::Killed
         } else {
             fate
-        });
+        };
+        self.counters.ended(fate);
+        let pool = self.counters.name();
+        match fate {
+            Fate::Stopped => {
+                tracing::debug!(target: "subprocess_pool", pool = %pool, pid, "worker stopped")
+            }
+            _ => {
+                tracing::warn!(target: "subprocess_pool", pool = %pool, pid, ended = fate.as_str(), "worker ended")
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! What a pool's workers did, beyond what `pool_core::Metrics` counts.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::runner::Fate;
@@ -39,9 +40,22 @@ pub(crate) struct Counters {
     exited: AtomicU64,
     killed: AtomicU64,
     faulted: AtomicU64,
+    /// The pool's name, for the events its workers log; set once, when the pool is built
+    /// (a runner started without a pool names itself after its program).
+    name: OnceLock<std::sync::Arc<str>>,
 }
 
 impl Counters {
+    /// Names the pool, unless it was named already.
+    pub(crate) fn name_if_unset(&self, name: &str) {
+        let _ = self.name.set(name.into());
+    }
+
+    /// The pool's name.
+    pub(crate) fn name(&self) -> &str {
+        self.name.get().map_or("", |name| name)
+    }
+
     pub(crate) fn message(&self, handled: bool) {
         self.messages.fetch_add(1, Relaxed);
         if !handled {

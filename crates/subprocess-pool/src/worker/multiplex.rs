@@ -150,7 +150,8 @@ impl<P: Protocol> MultiplexPool<P> {
     /// `protocol` (which must [multiplex](Protocol::multiplexes)).
     pub fn builder(spec: WorkerSpec, protocol: P) -> MultiplexPoolBuilder<P> {
         MultiplexPoolBuilder {
-            pool: Pool::builder(MuxManager(RunnerManager::new(spec, protocol))),
+            pool: Pool::builder(MuxManager(RunnerManager::new(spec.clone(), protocol)))
+                .name(spec.short_program_name()),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
@@ -179,6 +180,11 @@ impl<P: Protocol> MultiplexPool<P> {
         drop(call);
         drop(permit);
         Ok(answer?)
+    }
+
+    /// The pool's name (see [`MultiplexPoolBuilder::name`]).
+    pub fn name(&self) -> &str {
+        self.shared.pool.name()
     }
 
     /// Requests in flight through this pool now.
@@ -405,7 +411,7 @@ impl<P: Protocol> Shared<P> {
                 runner: Some(runner),
             };
             if let Err(error) = call.runner().call(ping).await {
-                tracing::warn!(target: "subprocess_pool", pid, error = %chain(&error), "a multiplexed worker failed its health check; it retires");
+                tracing::warn!(target: "subprocess_pool", pool = %self.counters.name(), pid, error = %chain(&error), "a multiplexed worker failed its health check; it retires");
                 let mut lent = self.lent();
                 if let Some(worker) = lent.workers.iter_mut().find(|w| w.object.pid() == pid) {
                     worker.retiring = true;
@@ -545,6 +551,15 @@ impl<P: Protocol> MultiplexPoolBuilder<P> {
         }
     }
 
+    /// The pool's name, in every event it and its workers log (default: the program's
+    /// file name).
+    pub fn name(self, name: impl Into<String>) -> Self {
+        Self {
+            pool: self.pool.name(name),
+            ..self
+        }
+    }
+
     /// The most requests outstanding on one worker (default [`DEFAULT_MAX_IN_FLIGHT`]).
     pub fn max_in_flight(self, max_in_flight: usize) -> Self {
         Self {
@@ -637,6 +652,7 @@ impl<P: Protocol> MultiplexPoolBuilder<P> {
         config.max_lifetime = max_age;
         config.wait_timeout = None;
         let pool = self.pool.config(config).build()?;
+        counters.name_if_unset(pool.name());
         Ok(MultiplexPool {
             shared: Arc::new(Shared {
                 pool,

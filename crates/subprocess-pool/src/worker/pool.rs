@@ -80,7 +80,8 @@ impl<P: Protocol> SubprocessPool<P> {
     /// Starts configuring a pool of workers started from `spec`, speaking `protocol`.
     pub fn builder(spec: WorkerSpec, protocol: P) -> SubprocessPoolBuilder<P> {
         SubprocessPoolBuilder {
-            pool: Pool::builder(RunnerManager::new(spec, protocol)),
+            pool: Pool::builder(RunnerManager::new(spec.clone(), protocol))
+                .name(spec.short_program_name()),
         }
     }
 }
@@ -103,6 +104,11 @@ impl<P: Protocol, S: Session<P>> SubprocessPool<P, S> {
             // Fresh from `recycle`, which caught up with the worker's output just now.
             Ok(runner.call_caught_up(request).await?)
         }
+    }
+
+    /// The pool's name (see [`SubprocessPoolBuilder::name`]).
+    pub fn name(&self) -> &str {
+        self.pool.name()
     }
 
     /// The pool's occupancy (see [`pool_core::Status`]).
@@ -203,6 +209,15 @@ impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
         queue_mode: QueueMode;
     }
 
+    /// The pool's name, in every event it and its workers log (default: the program's
+    /// file name, `python3` for `/usr/bin/python3`; the registered name in
+    /// [`global`](crate::global)).
+    pub fn name(self, name: impl Into<String>) -> Self {
+        Self {
+            pool: self.pool.name(name),
+        }
+    }
+
     /// Every pool setting at once.
     pub fn config(self, config: PoolConfig) -> Self {
         Self {
@@ -261,9 +276,8 @@ impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
         let mut config = self.pool.settings().clone();
         spec.limit_pool(&mut config);
         let counters = self.pool.manager().counters().clone();
-        Ok(SubprocessPool {
-            pool: self.pool.config(config).build()?,
-            counters,
-        })
+        let pool = self.pool.config(config).build()?;
+        counters.name_if_unset(pool.name());
+        Ok(SubprocessPool { pool, counters })
     }
 }

@@ -495,6 +495,18 @@ pub(crate) enum Fate {
     Stopped,
 }
 
+impl Fate {
+    /// What a log line says: `exited`, `killed by the pool`, `faulted`, `stopped`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Fate::Exited => "exited",
+            Fate::Killed => "killed by the pool",
+            Fate::Faulted => "faulted",
+            Fate::Stopped => "stopped",
+        }
+    }
+}
+
 /// The start of `bytes`, for an error message.
 pub(crate) fn quote(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTED_OUTPUT)])

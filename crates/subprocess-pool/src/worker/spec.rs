@@ -203,6 +203,17 @@ impl WorkerSpec {
         self
     }
 
+    /// The program's file name, for a pool's default name (`python3` for
+    /// `/usr/bin/python3`).
+    pub(crate) fn short_program_name(&self) -> String {
+        let program = self.program();
+        program
+            .file_name()
+            .unwrap_or(program.as_os_str())
+            .to_string_lossy()
+            .into_owned()
+    }
+
     /// The program this spec runs.
     pub fn program(&self) -> &std::path::Path {
         self.launch.program()

@@ -380,7 +380,7 @@ impl<P: Protocol> Reader<P> {
                 state.answered = true;
                 let _ = reply.send(Ok(response));
             } else if state.abandoned.remove(&id).is_some() {
-                tracing::debug!(target: "subprocess_pool", pid = self.pid, id, "answer to a request given up on dropped");
+                tracing::debug!(target: "subprocess_pool", pool = %self.counters.name(), pid = self.pid, id, "answer to a request given up on dropped");
             } else {
                 drop(state);
                 let when = format!("for request {id}, which is not in flight");
@@ -397,19 +397,19 @@ impl<P: Protocol> Reader<P> {
             Some(handler) => {
                 let pid = self.pid;
                 catch_unwind(AssertUnwindSafe(|| handler(pid, &message))).unwrap_or_else(|_| {
-                    tracing::warn!(target: "subprocess_pool", pid, "the message handler panicked");
+                    tracing::warn!(target: "subprocess_pool", pool = %self.counters.name(), pid, "the message handler panicked");
                     None
                 })
             }
             None => {
-                tracing::debug!(target: "subprocess_pool", pid = self.pid, ?message, "message from a worker dropped: no handler");
+                tracing::debug!(target: "subprocess_pool", pool = %self.counters.name(), pid = self.pid, ?message, "message from a worker dropped: no handler");
                 None
             }
         };
         self.counters.message(self.handler.is_some());
         if let Some(reply) = reply.or_else(|| self.protocol.default_reply(&message)) {
             if let Err(error) = self.codec.encode(reply, replies) {
-                tracing::warn!(target: "subprocess_pool", pid = self.pid, %error, "could not encode the reply to a worker's message");
+                tracing::warn!(target: "subprocess_pool", pool = %self.counters.name(), pid = self.pid, %error, "could not encode the reply to a worker's message");
             }
         }
     }
