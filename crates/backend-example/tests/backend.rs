@@ -5,15 +5,16 @@
 //!
 //! The backend runs on the process-wide pools, so these tests run one at a time.
 
-#[path = "../examples/backend/app.rs"]
+#[path = "../src/app.rs"]
 #[allow(dead_code)]
 mod app;
-#[path = "../examples/backend/errors.rs"]
+#[path = "../src/errors.rs"]
 mod errors;
-#[path = "../examples/backend/server.rs"]
+#[path = "../src/server.rs"]
 mod server;
-#[path = "../examples/backend/soak.rs"]
+#[path = "../src/soak.rs"]
 mod soak;
+#[path = "../../subprocess-pool/tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;

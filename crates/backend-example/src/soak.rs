@@ -1,6 +1,6 @@
 //! A bounded soak of the backend: steady load, hostile clients and worker kills for a set
 //! time, with this process's file descriptors and resident memory sampled every second.
-//! `cargo run --release -p subprocess-pool --example backend -- --soak 60` runs it;
+//! `cargo run --release -p backend-example -- --soak 60` runs it;
 //! `tests/backend.rs` runs it briefly.
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! allowlisted one-shot commands behind `POST /exec`, every pool's status at `GET /status`.
 //!
 //! ```text
-//! cargo run -p subprocess-pool --example backend -- 127.0.0.1:3000
+//! cargo run -p backend-example -- 127.0.0.1:3000
 //! curl -d 'hello world' http://127.0.0.1:3000/run            # DLROW OLLEH
 //! curl -d '{"command":"wc","stdin":"four"}' http://127.0.0.1:3000/exec
 //! curl http://127.0.0.1:3000/status
