@@ -35,7 +35,8 @@ pub(crate) fn python_worker() -> Result<WorkerSpec, Box<dyn std::error::Error + 
         .output()
         .map_err(|error| format!("python3 is needed for the workers: {error}"))?;
     let python = String::from_utf8(output.stdout)?.trim().to_owned();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../subprocess-pool/examples/workers/upper.py");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../subprocess-pool/examples/workers/upper.py");
     Ok(WorkerSpec::new(python).arg("-u").arg(script))
 }
 

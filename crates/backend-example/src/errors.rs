@@ -193,12 +193,14 @@ impl From<CallError> for ApiError {
                 "request_too_large",
                 "the request is larger than a worker accepts",
             ),
-            CallError::Worker(RunnerError::Timeout { .. }) => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "worker_timeout",
-                "the worker did not answer in time",
-            ),
-            CallError::Worker(_) => (
+            CallError::Worker(RunnerError::Timeout { .. } | RunnerError::RequestTimeout { .. }) => {
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "worker_timeout",
+                    "the worker did not answer in time",
+                )
+            }
+            _ => (
                 StatusCode::BAD_GATEWAY,
                 "worker_failed",
                 "the worker failed to answer",
@@ -212,7 +214,7 @@ impl From<CommandError> for ApiError {
     fn from(error: CommandError) -> Self {
         let (status, kind, message) = match &error {
             CommandError::Pool(pool) => pool_error(pool),
-            CommandError::TimedOut { .. } => (
+            CommandError::Timeout { .. } => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "command_timeout",
                 "the command did not finish in time",

@@ -16,6 +16,7 @@ use crate::pool::Pool;
 
 /// Why [`Pool::get_blocking`] or [`Pool::try_get_blocking`] gave no object.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BlockingError<E> {
     /// The `get` itself failed, as [`Pool::get`] would have.
     #[error(transparent)]

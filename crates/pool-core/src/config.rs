@@ -9,6 +9,7 @@ use std::time::Duration;
     derive(serde::Serialize, serde::Deserialize),
     serde(rename_all = "lowercase")
 )]
+#[non_exhaustive]
 pub enum QueueMode {
     /// Last in, first out (the default): the most recently returned object is reused, so a
     /// few objects stay warm and the surplus ages out through `idle_timeout`.

@@ -15,6 +15,7 @@ use crate::pool::Pool;
 /// (The third start mode, lazy, is plain [`PoolBuilder::build`]: `min_idle` objects are
 /// then created in the background while the pool already serves callers.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FillMode {
     /// Keep trying, paced by the pool's create backoff, until `min_idle` objects are ready
     /// or `wait_timeout` (if set) passes.
@@ -25,6 +26,7 @@ pub enum FillMode {
 
 /// Why [`PoolBuilder::build_filled`] returned no pool.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FillError<E: std::error::Error + 'static> {
     /// The configuration was refused.
     #[error(transparent)]

@@ -9,6 +9,7 @@ use tokio::process::ChildStderr;
 
 /// What happens to a worker's stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StderrMode {
     /// Keep the last this-many bytes, read as they come (so a chatty worker never blocks
     /// on a full pipe), and put them in error messages.

@@ -266,7 +266,7 @@ fn a_timeout_kills_the_whole_group_and_is_an_error_with_the_output_so_far() {
                 message.contains("timeout") && message.contains("sh"),
                 "{message}"
             );
-            let CommandError::TimedOut { after, stdout, .. } = error else {
+            let CommandError::Timeout { after, stdout, .. } = error else {
                 panic!("expected a timeout, got {error}");
             };
             assert_eq!(after, limit);
@@ -515,7 +515,7 @@ fn a_batch_of_runs_leaves_no_zombie_and_no_file_descriptor() {
         assert!(cut.stdout_truncated);
         let timed_out = run(&pool, sh("sleep 30").timeout(Duration::from_millis(100))).await;
         assert!(
-            matches!(timed_out, Err(CommandError::TimedOut { .. })),
+            matches!(timed_out, Err(CommandError::Timeout { .. })),
             "{timed_out:?}"
         );
         run(&pool, sh("sleep 30 &")).await.unwrap();

@@ -13,6 +13,7 @@ use crate::launch::SpawnError;
 /// both crates, a wrapped cause is this error's `source()`, not repeated in its message:
 /// log the chain.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandError {
     /// No slot to run in: the pool is closed ([`PoolError::Closed`]), full with
     /// `max_waiting` callers already waiting ([`PoolError::Exhausted`]), or `wait_timeout`
@@ -25,7 +26,7 @@ pub enum CommandError {
     Spawn(#[from] SpawnError),
     /// It ran past its timeout and was killed with its whole process group.
     #[error("{program} ran past its timeout of {after:?} and was killed with its process group")]
-    TimedOut {
+    Timeout {
         /// The program.
         program: String,
         /// The timeout it ran past.

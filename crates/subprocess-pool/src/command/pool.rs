@@ -51,7 +51,7 @@ impl Manager for Slots {
 /// assert_eq!(out.stdout, b"HELLO");
 ///
 /// let slow = CommandSpec::new("sleep").arg("10").timeout(Duration::from_millis(100));
-/// assert!(matches!(commands.run(slow).await, Err(CommandError::TimedOut { .. })));
+/// assert!(matches!(commands.run(slow).await, Err(CommandError::Timeout { .. })));
 /// # Ok(())
 /// # }
 /// ```
@@ -82,7 +82,7 @@ impl CommandPool {
     /// stdout and stderr, and waits for it to exit.
     ///
     /// Errors: [`CommandError::Pool`] when no slot could be had, [`CommandError::Spawn`]
-    /// when it could not start, [`CommandError::TimedOut`] when it ran past its timeout
+    /// when it could not start, [`CommandError::Timeout`] when it ran past its timeout
     /// (its process group is then killed and it is reaped), [`CommandError::Io`] when
     /// waiting for it failed. A non-zero exit status is an `Ok` output.
     ///

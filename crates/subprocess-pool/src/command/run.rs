@@ -105,7 +105,7 @@ pub(super) async fn run(spec: &CommandSpec) -> Result<CommandOutput, CommandErro
     let (stdout, stdout_truncated) = out.into_parts();
     let (stderr, stderr_truncated) = err.into_parts();
     match ended {
-        Ended::TimedOut => Err(CommandError::TimedOut {
+        Ended::TimedOut => Err(CommandError::Timeout {
             program: spec.launch.program().display().to_string(),
             after: spec.timeout.unwrap_or_default(),
             stdout,

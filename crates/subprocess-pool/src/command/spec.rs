@@ -67,7 +67,7 @@ impl CommandSpec {
 
     /// The longest the command may run, counted from its spawn (waiting for a slot is
     /// bounded by the pool's `wait_timeout` instead). Past it, the command's whole process
-    /// group is killed and the run is [`CommandError::TimedOut`](crate::CommandError::TimedOut),
+    /// group is killed and the run is [`CommandError::Timeout`](crate::CommandError::Timeout),
     /// never an output.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);

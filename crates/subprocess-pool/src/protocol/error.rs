@@ -4,6 +4,7 @@ use std::fmt;
 
 /// A request that cannot be sent, or a response that cannot be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// Reading or writing the pipe failed.
     #[error("pipe i/o failed")]

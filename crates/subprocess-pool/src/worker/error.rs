@@ -13,6 +13,7 @@ use crate::protocol::{Direction, ProtocolError};
 /// The messages carry their cause's text, so none of the variants returns it again from
 /// [`source`](std::error::Error::source): walking the chain prints everything once.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunnerError {
     /// The worker process could not be started (missing program, not executable, bad
     /// working directory: the message names the path).

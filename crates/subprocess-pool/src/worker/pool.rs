@@ -18,6 +18,7 @@ use crate::protocol::Protocol;
 /// Why a [`SubprocessPool::call`] failed: no worker could be had, or the worker failed
 /// this call (it is then replaced; the next call gets another).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// No worker: the pool is closed or exhausted, its deadline passed, or a worker could
     /// not be started (the cause is inside).
