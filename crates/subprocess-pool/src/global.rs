@@ -44,6 +44,7 @@
 
 mod config;
 mod error;
+mod key;
 mod pools;
 mod shutdown;
 mod slot;
@@ -55,6 +56,7 @@ use pool_core::ShutdownReport;
 
 pub use config::GlobalConfig;
 pub use error::GlobalError;
+pub use key::WorkersKey;
 pub use pools::{COMMANDS, PoolReport, Pools};
 pub use shutdown::GracefulShutdown;
 pub use slot::Global;

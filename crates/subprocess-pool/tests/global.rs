@@ -176,3 +176,30 @@ fn a_worker_pool_cannot_take_the_command_pools_name() {
     let config = GlobalConfig::new().workers("commands", cat_workers());
     assert_refused_as_duplicate(config, "commands");
 }
+
+#[tokio::test]
+async fn typed_keys_find_their_pools_and_name_them() {
+    use subprocess_pool::global::WorkersKey;
+    const ECHO: WorkersKey<Lines> = WorkersKey::new("echo");
+    const FRAMES: WorkersKey<LengthPrefixed> = WorkersKey::new("frames");
+    const MISSING: WorkersKey<Lines> = WorkersKey::new("missing");
+    const MISTYPED: WorkersKey<LengthPrefixed> = WorkersKey::new("strings");
+    let pools: Pools = GlobalConfig::new()
+        .register(ECHO, cat_workers())
+        .register(
+            FRAMES,
+            SubprocessPool::builder(WorkerSpec::new("cat"), LengthPrefixed::default()),
+        )
+        .workers("strings", cat_workers()) // by name, with another protocol than MISTYPED's
+        .build()
+        .unwrap();
+    let echo = pools.pool(ECHO).unwrap();
+    assert_eq!(echo.call("hi".to_string()).await.unwrap(), "hi");
+    assert_eq!(echo.name(), "echo", "a registered pool is named after its key");
+    assert_eq!(pools.pool(FRAMES).unwrap().name(), "frames");
+    let error = pools.pool(MISSING).unwrap_err();
+    assert!(matches!(error, GlobalError::UnknownPool { .. }), "{error:?}");
+    let error = pools.pool(MISTYPED).unwrap_err();
+    assert!(matches!(error, GlobalError::WrongProtocol { .. }), "{error:?}");
+    assert!(pools.shutdown(GRACE).await.is_clean());
+}

@@ -54,7 +54,19 @@ impl GlobalConfig {
         self
     }
 
-    /// Adds a worker pool under `name`, built from `builder` (any protocol).
+    /// Adds the worker pool of `key`, built from `builder`, which must speak the key's
+    /// protocol (see [`WorkersKey`](super::WorkersKey)).
+    pub fn register<P: Protocol>(
+        self,
+        key: super::WorkersKey<P>,
+        builder: SubprocessPoolBuilder<P>,
+    ) -> Self {
+        self.workers(key.name(), builder)
+    }
+
+    /// Adds a worker pool under `name`, built from `builder` (any protocol). Prefer
+    /// [`register`](Self::register) with a [`WorkersKey`](super::WorkersKey) for pools
+    /// known at compile time.
     pub fn workers<P: Protocol>(
         mut self,
         name: impl Into<String>,

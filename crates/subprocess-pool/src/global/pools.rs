@@ -101,6 +101,19 @@ impl Pools {
         &self.commands
     }
 
+    /// The worker pool of `key` (see [`WorkersKey`](super::WorkersKey)): its protocol is
+    /// the key's, checked by the compiler.
+    ///
+    /// Errors with [`GlobalError::UnknownPool`] if no pool was registered under the key's
+    /// name, or [`GlobalError::WrongProtocol`] if one was, with another protocol, by the
+    /// string-named [`GlobalConfig::workers`](super::GlobalConfig::workers).
+    pub fn pool<P: Protocol>(
+        &self,
+        key: super::WorkersKey<P>,
+    ) -> Result<&SubprocessPool<P>, GlobalError> {
+        self.workers(key.name())
+    }
+
     /// The worker pool named `name`, speaking protocol `P`.
     ///
     /// Errors with [`GlobalError::UnknownPool`] (naming the pools that exist) or
