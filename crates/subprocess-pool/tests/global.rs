@@ -195,11 +195,21 @@ async fn typed_keys_find_their_pools_and_name_them() {
         .unwrap();
     let echo = pools.pool(ECHO).unwrap();
     assert_eq!(echo.call("hi".to_string()).await.unwrap(), "hi");
-    assert_eq!(echo.name(), "echo", "a registered pool is named after its key");
+    assert_eq!(
+        echo.name(),
+        "echo",
+        "a registered pool is named after its key"
+    );
     assert_eq!(pools.pool(FRAMES).unwrap().name(), "frames");
     let error = pools.pool(MISSING).unwrap_err();
-    assert!(matches!(error, GlobalError::UnknownPool { .. }), "{error:?}");
+    assert!(
+        matches!(error, GlobalError::UnknownPool { .. }),
+        "{error:?}"
+    );
     let error = pools.pool(MISTYPED).unwrap_err();
-    assert!(matches!(error, GlobalError::WrongProtocol { .. }), "{error:?}");
+    assert!(
+        matches!(error, GlobalError::WrongProtocol { .. }),
+        "{error:?}"
+    );
     assert!(pools.shutdown(GRACE).await.is_clean());
 }
