@@ -47,6 +47,9 @@ pub struct PoolBuilder<M> {
     manager: M,
     config: PoolConfig,
     name: Option<String>,
+    /// Stamp `last_used` on every return even when no setting needs it (a keyed pool
+    /// evicts the oldest idle object).
+    stamp_last_used: bool,
 }
 
 /// Generates a setter that stores `Some(value)` in an optional setting.
@@ -66,7 +69,14 @@ impl<M: Manager> PoolBuilder<M> {
             manager,
             config: PoolConfig::default(),
             name: None,
+            stamp_last_used: false,
         }
+    }
+
+    /// Stamps `last_used` on every return (see the field).
+    pub(crate) fn stamp_last_used(mut self) -> Self {
+        self.stamp_last_used = true;
+        self
     }
 
     /// The pool's name, in every event it logs (the `pool` field) and from
@@ -190,6 +200,7 @@ impl<M: Manager> PoolBuilder<M> {
             manager: change(self.manager),
             config: self.config,
             name: self.name,
+            stamp_last_used: self.stamp_last_used,
         }
     }
 
@@ -204,22 +215,19 @@ impl<M: Manager> PoolBuilder<M> {
     pub fn build(self) -> Result<Pool<M>, BuildError> {
         validate(&self.config)?;
         let name = self.name.unwrap_or_else(short_type_name::<M>);
-        Ok(Pool::from_shared(Shared::new(
-            self.manager,
-            self.config,
-            name.into(),
-        )))
+        let shared = Shared::new(self.manager, self.config, name.into(), self.stamp_last_used);
+        Ok(Pool::from_shared(shared))
     }
 }
 
 /// `M`'s name without its path or type parameters.
-fn short_type_name<M>() -> String {
+pub(crate) fn short_type_name<M>() -> String {
     let full = std::any::type_name::<M>();
     let outer = full.split('<').next().unwrap_or(full);
     outer.rsplit("::").next().unwrap_or(outer).to_string()
 }
 
-fn validate(config: &PoolConfig) -> Result<(), BuildError> {
+pub(crate) fn validate(config: &PoolConfig) -> Result<(), BuildError> {
     if config.max_size == 0 {
         return Err(BuildError::new("max_size", "must be at least 1"));
     }

@@ -102,6 +102,34 @@ pub(crate) enum DestroyReason {
     Abandoned,
 }
 
+impl Metrics {
+    /// Adds `other`'s counters to these (a keyed pool's totals).
+    pub(crate) fn add(&mut self, other: &Metrics) {
+        self.created += other.created;
+        self.destroyed += other.destroyed;
+        self.taken += other.taken;
+        self.recycled += other.recycled;
+        self.recycle_failures += other.recycle_failures;
+        self.health_check_failures += other.health_check_failures;
+        self.create_failures += other.create_failures;
+        self.timeouts += other.timeouts;
+        self.waits += other.waits;
+        self.wait_time += other.wait_time;
+        self.leaks += other.leaks;
+        let (mine, theirs) = (&mut self.destroyed_by, &other.destroyed_by);
+        mine.broken += theirs.broken;
+        mine.recycle_failed += theirs.recycle_failed;
+        mine.health_check_failed += theirs.health_check_failed;
+        mine.idle_timeout += theirs.idle_timeout;
+        mine.lifetime += theirs.lifetime;
+        mine.max_uses += theirs.max_uses;
+        mine.evicted += theirs.evicted;
+        mine.closed += theirs.closed;
+        mine.retained_out += theirs.retained_out;
+        mine.abandoned += theirs.abandoned;
+    }
+}
+
 impl DestroyedBy {
     pub(crate) fn count(&mut self, reason: DestroyReason) {
         let counter = match reason {

@@ -89,6 +89,11 @@ impl<M: Manager> Object<M> {
         entry.object
     }
 
+    /// The pool's manager (a keyed pool's object tells its key).
+    pub(crate) fn manager(this: &Self) -> &M {
+        &this.shared.manager
+    }
+
     /// What the pool knows about this object: id, creation time, last use, times used.
     pub fn meta(this: &Self) -> &ObjectMeta {
         &this.entry().meta

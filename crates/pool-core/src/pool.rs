@@ -233,6 +233,17 @@ impl<M: Manager> Pool<M> {
         }
     }
 
+    /// The idle object returned longest ago: its last use and id (for a keyed pool).
+    pub(crate) fn oldest_idle(&self) -> Option<(Instant, u64)> {
+        self.shared.lock().oldest_idle()
+    }
+
+    /// Destroys the idle object `id`, counted as evicted; whether it was idle.
+    pub(crate) fn evict_idle(&self, id: u64) -> bool {
+        self.shared
+            .with_state(|state, after| state.evict_idle(id, after))
+    }
+
     /// Destroys every idle object now, and every checked-out object when it comes back.
     /// Objects created afterwards are kept as usual.
     pub fn evict_all(&self) {

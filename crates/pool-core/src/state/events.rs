@@ -451,6 +451,25 @@ impl<T, E> State<T, E> {
         }
     }
 
+    /// The idle object returned longest ago, for a keyed pool making room: its last use
+    /// and id.
+    pub(crate) fn oldest_idle(&self) -> Option<(Instant, u64)> {
+        self.idle
+            .iter()
+            .map(|entry| (entry.meta.last_used, entry.meta.id))
+            .min()
+    }
+
+    /// Destroys the idle object `id` to make room in a keyed pool; whether it was idle.
+    pub(crate) fn evict_idle(&mut self, id: u64, after: &mut AfterUnlock<T>) -> bool {
+        let Some(index) = self.idle.iter().position(|entry| entry.meta.id == id) else {
+            return false;
+        };
+        let entry = self.idle.remove(index).expect("the index was just found");
+        self.retire(entry.object, DestroyReason::Evicted, after);
+        true
+    }
+
     /// Takes every idle object aside for `retain` to look at (they count as in use).
     pub(crate) fn take_idle(&mut self) -> VecDeque<Box<Entry<T>>> {
         std::mem::take(&mut self.idle)
