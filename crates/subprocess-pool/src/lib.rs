@@ -24,7 +24,8 @@ pub use launch::SpawnError;
 pub use protocol::{Protocol, ProtocolError};
 pub use stderr::StderrMode;
 pub use worker::{
-    CallError, DEFAULT_MAX_IN_FLIGHT, DEFAULT_REQUEST_TIMEOUT, LspSession, MultiplexPool,
-    MultiplexPoolBuilder, NoSession, Runner, RunnerError, RunnerManager, Session, SubprocessPool,
-    SubprocessPoolBuilder, WorkerMetrics, WorkerSpec,
+    CallError, DEFAULT_MAX_IN_FLIGHT, DEFAULT_REQUEST_TIMEOUT, KeyedSubprocessPool,
+    KeyedSubprocessPoolBuilder, LspSession, MultiplexPool, MultiplexPoolBuilder, NoSession, Runner,
+    RunnerError, RunnerManager, Session, SubprocessPool, SubprocessPoolBuilder, WorkerMetrics,
+    WorkerSpec,
 };

@@ -3,6 +3,7 @@
 //! (handshake and goodbye) around the requests.
 
 mod error;
+mod keyed;
 mod lsp;
 mod manager;
 mod metrics;
@@ -13,6 +14,7 @@ mod session;
 mod spec;
 
 pub use error::RunnerError;
+pub use keyed::{KeyedSubprocessPool, KeyedSubprocessPoolBuilder};
 pub use lsp::LspSession;
 pub use manager::RunnerManager;
 pub use metrics::WorkerMetrics;

@@ -118,7 +118,9 @@ pub struct KeyedStatus {
     pub keys: usize,
     /// The cap on all keys' objects together.
     pub max_total: usize,
-    /// Objects of all keys: idle, handed out, or being created.
+    /// Objects of all keys: idle, handed out, or being created. Creates waiting for a slot
+    /// among all keys count too, so this may exceed `max_total` for a while; live objects
+    /// (`idle + in_use`) never do.
     pub size: usize,
     /// Idle objects of all keys.
     pub idle: usize,
