@@ -47,9 +47,6 @@ pub struct PoolBuilder<M> {
     manager: M,
     config: PoolConfig,
     name: Option<String>,
-    /// Stamp `last_used` on every return even when no setting needs it (a keyed pool
-    /// evicts the oldest idle object).
-    stamp_last_used: bool,
 }
 
 /// Generates a setter that stores `Some(value)` in an optional setting.
@@ -69,14 +66,7 @@ impl<M: Manager> PoolBuilder<M> {
             manager,
             config: PoolConfig::default(),
             name: None,
-            stamp_last_used: false,
         }
-    }
-
-    /// Stamps `last_used` on every return (see the field).
-    pub(crate) fn stamp_last_used(mut self) -> Self {
-        self.stamp_last_used = true;
-        self
     }
 
     /// The pool's name, in every event it logs (the `pool` field) and from
@@ -200,7 +190,6 @@ impl<M: Manager> PoolBuilder<M> {
             manager: change(self.manager),
             config: self.config,
             name: self.name,
-            stamp_last_used: self.stamp_last_used,
         }
     }
 
@@ -215,7 +204,7 @@ impl<M: Manager> PoolBuilder<M> {
     pub fn build(self) -> Result<Pool<M>, BuildError> {
         validate(&self.config)?;
         let name = self.name.unwrap_or_else(short_type_name::<M>);
-        let shared = Shared::new(self.manager, self.config, name.into(), self.stamp_last_used);
+        let shared = Shared::new(self.manager, self.config, name.into());
         Ok(Pool::from_shared(shared))
     }
 }

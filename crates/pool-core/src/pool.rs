@@ -233,9 +233,9 @@ impl<M: Manager> Pool<M> {
         }
     }
 
-    /// The idle object returned longest ago: its last use and id (for a keyed pool).
-    pub(crate) fn oldest_idle(&self) -> Option<(Instant, u64)> {
-        self.shared.lock().oldest_idle()
+    /// The idle object with the least `rank`: its rank and id (for a keyed pool).
+    pub(crate) fn least_idle_by<R: Ord>(&self, rank: impl Fn(&M::Object) -> R) -> Option<(R, u64)> {
+        self.shared.lock().least_idle_by(rank)
     }
 
     /// Destroys the idle object `id`, counted as evicted; whether it was idle.

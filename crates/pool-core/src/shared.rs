@@ -56,8 +56,8 @@ pub(crate) struct Shared<M: Manager> {
 }
 
 impl<M: Manager> Shared<M> {
-    pub(crate) fn new(manager: M, config: PoolConfig, name: Arc<str>, stamp: bool) -> Self {
-        let stamps_last_used = stamp || config.tracks_last_used();
+    pub(crate) fn new(manager: M, config: PoolConfig, name: Arc<str>) -> Self {
+        let stamps_last_used = config.tracks_last_used();
         let mut state = State::new(&config);
         state.set_name(name.clone());
         Self {

@@ -3,6 +3,7 @@
 //! for all keys together.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
@@ -27,12 +28,26 @@ pub(crate) struct Core<M: KeyedManager> {
     /// Told when an object of any key comes back, so a create waiting for a slot can look
     /// for an idle object to evict.
     pub(crate) returned: Notify,
+    /// Creates waiting for a slot: returns tell `returned` only when there are some.
+    pub(crate) waiting_for_slots: AtomicUsize,
+    /// Numbers returns across all keys: which idle object came back longest ago, without
+    /// reading the clock on every return.
+    pub(crate) returns: AtomicU64,
 }
 
 /// An object and the slot it holds among all keys' objects.
 pub(crate) struct Held<T> {
     pub(crate) object: T,
     _slot: OwnedSemaphorePermit,
+    /// The number of its latest return (see `Core::returns`).
+    returned: AtomicU64,
+}
+
+impl<T> Held<T> {
+    /// The number of its latest return: the least is the idle object back longest ago.
+    pub(crate) fn returned(&self) -> u64 {
+        self.returned.load(Ordering::Relaxed)
+    }
 }
 
 /// The manager of one key's pool.
@@ -55,6 +70,7 @@ impl<M: KeyedManager> ForKey<M> {
         // Queued once, so this create keeps its place in line while it looks for objects
         // to evict.
         let mut acquire = std::pin::pin!(Arc::clone(slots).acquire_owned());
+        let _waiting = WaitingForSlot::new(&self.core.waiting_for_slots);
         loop {
             let mut returned = std::pin::pin!(self.core.returned.notified());
             returned.as_mut().enable();
@@ -90,6 +106,7 @@ impl<M: KeyedManager> Manager for ForKey<M> {
         Ok(Held {
             object,
             _slot: slot,
+            returned: AtomicU64::new(0),
         })
     }
 
@@ -112,16 +129,36 @@ impl<M: KeyedManager> Manager for ForKey<M> {
     }
 
     fn is_broken(&self, held: &Held<M::Object>) -> bool {
-        // Called on every return: a create of another key waiting for a slot may now
-        // evict this object once it is idle.
-        self.core.returned.notify_waiters();
+        // Called on every return: numbers it, and tells a create of another key waiting
+        // for a slot that this object may now be evicted once idle.
+        let number = self.core.returns.fetch_add(1, Ordering::Relaxed) + 1;
+        held.returned.store(number, Ordering::Relaxed);
+        if self.core.waiting_for_slots.load(Ordering::SeqCst) > 0 {
+            self.core.returned.notify_waiters();
+        }
         self.core.manager.is_broken(&self.key, &held.object)
     }
 
     async fn destroy(&self, held: Held<M::Object>) {
-        let Held { object, _slot } = held;
+        let Held { object, _slot, .. } = held;
         self.core.manager.destroy(&self.key, object).await;
         // The slot is free once the object is gone.
         drop(_slot);
+    }
+}
+
+/// Counts a create waiting for a slot while it lives.
+struct WaitingForSlot<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingForSlot<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for WaitingForSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
@@ -97,7 +100,7 @@ pub(crate) struct Keyed<M: KeyedManager> {
 }
 
 struct Keys<M: KeyedManager> {
-    pools: HashMap<M::Key, KeyPool<M>>,
+    pools: HashMap<M::Key, Arc<KeyPool<M>>>,
     /// The counters of keys forgotten since the start, so that totals only grow.
     forgotten: Metrics,
     closed: bool,
@@ -105,8 +108,20 @@ struct Keys<M: KeyedManager> {
 
 struct KeyPool<M: KeyedManager> {
     pool: Pool<ForKey<M>>,
-    /// Callers inside a `get` of this key: it is not forgotten under them.
-    getting: usize,
+    /// Callers inside a `get` of this key: it is not forgotten under them. Raised under
+    /// the map's lock, so a key found empty there with none getting stays empty.
+    getting: AtomicUsize,
+}
+
+impl<M: KeyedManager> KeyPool<M> {
+    /// Nothing in it and nobody getting from it (asked under the map's lock).
+    fn is_forgettable(&self) -> bool {
+        if self.getting.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        let status = self.pool.status();
+        status.size == 0 && status.waiting == 0
+    }
 }
 
 /// The occupancy of a [`KeyedPool`]: every key's [`Status`] added up, and how many keys
@@ -148,8 +163,9 @@ impl<M: KeyedManager> KeyedPool<M> {
     /// [`Pool::get`] holds for the key; `wait_timeout` bounds the whole call, the wait for
     /// a slot among all keys included.
     pub async fn get(&self, key: &M::Key) -> Result<KeyedObject<M>, PoolError<M::Error>> {
-        let getting = self.keyed.enter(key)?;
-        let inner = getting.pool.get().await?;
+        let mut getting = self.keyed.enter(key)?;
+        let inner = getting.key_pool.pool.get().await?;
+        getting.served = true;
         Ok(KeyedObject { inner })
     }
 
@@ -159,8 +175,9 @@ impl<M: KeyedManager> KeyedPool<M> {
         key: &M::Key,
         timeout: Duration,
     ) -> Result<KeyedObject<M>, PoolError<M::Error>> {
-        let getting = self.keyed.enter(key)?;
-        let inner = getting.pool.get_timeout(timeout).await?;
+        let mut getting = self.keyed.enter(key)?;
+        let inner = getting.key_pool.pool.get_timeout(timeout).await?;
+        getting.served = true;
         Ok(KeyedObject { inner })
     }
 
@@ -242,7 +259,7 @@ impl<M: KeyedManager> KeyedPool<M> {
 
 impl<M: KeyedManager> Keyed<M> {
     fn keys(&self) -> MutexGuard<'_, Keys<M>> {
-        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+        self.keys.lock()
     }
 
     /// `key`'s pool, made if the key is new, with this caller counted in it until the
@@ -257,14 +274,19 @@ impl<M: KeyedManager> Keyed<M> {
             // keys in use.
             keys.forget_empty();
             let pool = self.new_key_pool(key);
-            keys.pools.insert(key.clone(), KeyPool { pool, getting: 0 });
+            let key_pool = KeyPool {
+                pool,
+                getting: AtomicUsize::new(0),
+            };
+            keys.pools.insert(key.clone(), Arc::new(key_pool));
         }
-        let entry = keys.pools.get_mut(key).expect("present or just added");
-        entry.getting += 1;
+        let key_pool = Arc::clone(keys.pools.get(key).expect("present or just added"));
+        key_pool.getting.fetch_add(1, Ordering::SeqCst);
+        drop(keys);
         Ok(Getting {
             keyed: self,
-            key: key.clone(),
-            pool: entry.pool.clone(),
+            key_pool,
+            served: false,
         })
     }
 
@@ -277,7 +299,6 @@ impl<M: KeyedManager> Keyed<M> {
         PoolBuilder::new(manager)
             .config(self.per_key.clone())
             .name(format!("{}[{key:?}]", self.name))
-            .stamp_last_used()
             .build()
             .expect("the per-key settings were checked when the keyed pool was built")
     }
@@ -292,8 +313,11 @@ impl<M: KeyedManager> Keyed<M> {
         };
         let oldest = pools
             .iter()
-            .filter_map(|pool| pool.oldest_idle().map(|(used, id)| (used, id, pool)))
-            .min_by_key(|(used, _, _)| *used);
+            .filter_map(|pool| {
+                let returned = pool.least_idle_by(|held| held.returned());
+                returned.map(|(returned, id)| (returned, id, pool))
+            })
+            .min_by_key(|(returned, _, _)| *returned);
         // Taken meanwhile, it is simply not idle any more: the caller looks again.
         oldest.is_some_and(|(_, id, pool)| pool.evict_idle(id))
     }
@@ -304,8 +328,7 @@ impl<M: KeyedManager> Keys<M> {
     fn forget_empty(&mut self) {
         let forgotten = &mut self.forgotten;
         self.pools.retain(|_, key| {
-            let status = key.pool.status();
-            let empty = key.getting == 0 && status.size == 0 && status.waiting == 0;
+            let empty = key.is_forgettable();
             if empty {
                 forgotten.add(&key.pool.metrics());
                 key.pool.close();
@@ -319,22 +342,30 @@ impl<M: KeyedManager> Keys<M> {
 /// the key is forgotten.
 struct Getting<'a, M: KeyedManager> {
     keyed: &'a Arc<Keyed<M>>,
-    key: M::Key,
-    pool: Pool<ForKey<M>>,
+    key_pool: Arc<KeyPool<M>>,
+    /// The caller got its object: the key holds it, so it is not empty.
+    served: bool,
 }
 
 impl<M: KeyedManager> Drop for Getting<'_, M> {
     fn drop(&mut self) {
-        let mut keys = self.keyed.keys();
-        let Some(entry) = keys.pools.get_mut(&self.key) else {
+        self.key_pool.getting.fetch_sub(1, Ordering::SeqCst);
+        if self.served {
             return;
-        };
-        entry.getting -= 1;
-        let status = entry.pool.status();
-        if entry.getting == 0 && status.size == 0 && status.waiting == 0 {
-            let entry = keys.pools.remove(&self.key).expect("just found");
-            keys.forgotten.add(&entry.pool.metrics());
-            entry.pool.close();
+        }
+        // Failed or cancelled: the key may be left with nothing in it.
+        let mut keys = self.keyed.keys();
+        if self.key_pool.is_forgettable() {
+            let key = keys
+                .pools
+                .iter()
+                .find(|(_, entry)| Arc::ptr_eq(entry, &self.key_pool))
+                .map(|(key, _)| key.clone());
+            if let Some(key) = key {
+                keys.pools.remove(&key);
+                keys.forgotten.add(&self.key_pool.pool.metrics());
+                self.key_pool.pool.close();
+            }
         }
     }
 }
@@ -419,6 +450,8 @@ impl<M: KeyedManager> KeyedPoolBuilder<M> {
             manager: self.manager,
             slots: Arc::new(Semaphore::new(max_total)),
             returned: Notify::new(),
+            waiting_for_slots: AtomicUsize::new(0),
+            returns: AtomicU64::new(0),
         };
         Ok(KeyedPool {
             keyed: Arc::new(Keyed {

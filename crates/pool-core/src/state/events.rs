@@ -451,13 +451,13 @@ impl<T, E> State<T, E> {
         }
     }
 
-    /// The idle object returned longest ago, for a keyed pool making room: its last use
-    /// and id.
-    pub(crate) fn oldest_idle(&self) -> Option<(Instant, u64)> {
+    /// The idle object with the least `rank`, for a keyed pool making room: its rank and
+    /// id.
+    pub(crate) fn least_idle_by<R: Ord>(&self, rank: impl Fn(&T) -> R) -> Option<(R, u64)> {
         self.idle
             .iter()
-            .map(|entry| (entry.meta.last_used, entry.meta.id))
-            .min()
+            .map(|entry| (rank(&entry.object), entry.meta.id))
+            .min_by(|a, b| a.0.cmp(&b.0))
     }
 
     /// Destroys the idle object `id` to make room in a keyed pool; whether it was idle.
