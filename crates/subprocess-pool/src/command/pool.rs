@@ -101,7 +101,7 @@ impl CommandPool {
         let slot = self.slots.get();
         async move {
             let _slot = slot.await?;
-            run::run(&spec).await
+            run::run(&spec, self.slots.name()).await
         }
     }
 

@@ -35,7 +35,7 @@ enum Ended {
 }
 
 /// Runs `spec` in a fresh process group; the caller holds a slot.
-pub(super) async fn run(spec: &CommandSpec) -> Result<CommandOutput, CommandError> {
+pub(super) async fn run(spec: &CommandSpec, pool: &str) -> Result<CommandOutput, CommandError> {
     let started = Instant::now();
     let deadline = spec.timeout.and_then(|limit| started.checked_add(limit));
     let mut child = spec
@@ -96,7 +96,7 @@ pub(super) async fn run(spec: &CommandSpec) -> Result<CommandOutput, CommandErro
                 };
                 let (reaped, ()) = tokio::join!(reap, drain);
                 if !matches!(reaped, Ok(Ok(_))) {
-                    tracing::debug!(target: "subprocess_pool", "a timed-out command was not reaped in time; tokio reaps it");
+                    tracing::debug!(target: "subprocess_pool", pool = %pool, "a timed-out command was not reaped in time; tokio reaps it");
                 }
                 Ended::TimedOut
             }
@@ -117,6 +117,7 @@ pub(super) async fn run(spec: &CommandSpec) -> Result<CommandOutput, CommandErro
                 Some(result) => result.map_err(CommandError::Io)?,
                 None => tracing::debug!(
                     target: "subprocess_pool",
+                    pool = %pool,
                     "a process outside the command's group held its pipes; stopped reading"
                 ),
             }

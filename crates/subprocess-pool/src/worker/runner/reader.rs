@@ -478,9 +478,14 @@ pub(crate) async fn stderr_text(tail: Option<StderrTail>) -> String {
 
 /// Waits for the worker to exit and publishes its status (the reader and the runner watch
 /// it). The child's `kill_on_drop` still kills it if this task is aborted first.
-pub(crate) async fn wait_for_exit<P: Protocol>(mut child: Child, link: Arc<Link<P>>, pid: u32) {
+pub(crate) async fn wait_for_exit<P: Protocol>(
+    mut child: Child,
+    link: Arc<Link<P>>,
+    pid: u32,
+    counters: Arc<Counters>,
+) {
     let status = child.wait().await.unwrap_or_else(|error| {
-        tracing::warn!(target: "subprocess_pool", pid = child.id(), %error, "waiting for a worker failed");
+        tracing::warn!(target: "subprocess_pool", pool = %counters.name(), pid, %error, "waiting for a worker failed");
         unknown_status()
     });
     link.set_exit(status);

@@ -106,7 +106,7 @@ impl<P: Protocol> Runner<P> {
             buf,
             stdin: stdin.clone(),
             handler,
-            counters,
+            counters: counters.clone(),
             stderr: stderr.clone(),
             pid,
             kill_grace: spec.kill_grace,
@@ -125,7 +125,7 @@ impl<P: Protocol> Runner<P> {
             .map_err(RunnerError::Io)?;
         link.lock().stdout_probe = Some(stdout_probe);
         let exit = link.exit_watch();
-        let waiter = tokio::spawn(reader::wait_for_exit(child, link.clone(), pid));
+        let waiter = tokio::spawn(reader::wait_for_exit(child, link.clone(), pid, counters));
         let reader = tokio::spawn(reader.run(stdout, exit));
         group.disarm();
         let runner = Runner {
