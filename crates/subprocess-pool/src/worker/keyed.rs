@@ -125,7 +125,7 @@ where
         runner.is_poisoned()
     }
 
-    async fn destroy(&self, key: &K, runner: Runner<P>) {
+    async fn destroy(&self, _: &K, runner: Runner<P>) {
         let fate = runner.fate();
         let pid = runner.pid();
         let killed = runner.stop().await;
@@ -134,16 +134,7 @@ where
         } else {
             fate
         };
-        self.counters.ended(fate);
-        let pool = self.counters.name();
-        match fate {
-            Fate::Stopped => {
-                tracing::debug!(target: "subprocess_pool", pool = %pool, ?key, pid, "worker stopped")
-            }
-            _ => {
-                tracing::warn!(target: "subprocess_pool", pool = %pool, ?key, pid, ended = fate.as_str(), "worker ended")
-            }
-        }
+        self.counters.worker_ended(pid, fate);
     }
 }
 

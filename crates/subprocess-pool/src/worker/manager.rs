@@ -251,16 +251,7 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
         } else {
             fate
         };
-        self.counters.ended(fate);
-        let pool = self.counters.name();
-        match fate {
-            Fate::Stopped => {
-                tracing::debug!(target: "subprocess_pool", pool = %pool, pid, "worker stopped")
-            }
-            _ => {
-                tracing::warn!(target: "subprocess_pool", pool = %pool, pid, ended = fate.as_str(), "worker ended")
-            }
-        }
+        self.counters.worker_ended(pid, fate);
     }
 }
 

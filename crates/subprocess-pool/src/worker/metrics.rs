@@ -63,6 +63,21 @@ impl Counters {
         }
     }
 
+    /// Counts a worker that went and logs how: one WARN when it failed (exited, was
+    /// killed, faulted), a DEBUG line when it was stopped as planned.
+    pub(crate) fn worker_ended(&self, pid: u32, fate: Fate) {
+        self.ended(fate);
+        let pool = self.name();
+        match fate {
+            Fate::Stopped => {
+                tracing::debug!(target: "subprocess_pool", pool = %pool, pid, "worker stopped")
+            }
+            _ => {
+                tracing::warn!(target: "subprocess_pool", pool = %pool, pid, ended = fate.as_str(), "worker ended")
+            }
+        }
+    }
+
     /// Counts a worker going, by how it went.
     pub(crate) fn ended(&self, fate: Fate) {
         let counter = match fate {
