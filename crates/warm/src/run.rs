@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use subprocess_pool::pool_core::PoolError;
 use subprocess_pool::{CallError, RunnerError, SubprocessPool, WorkerSpec};
 use tokio::io::AsyncWriteExt;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -257,29 +258,34 @@ async fn write(
     Ok(())
 }
 
-/// Ctrl-C and SIGTERM, as a stream of interruptions.
+/// Ctrl-C (SIGINT) and SIGTERM, as a stream of interruptions. The handlers are
+/// installed once, up front, so a signal that arrives between two polls is not lost.
 struct Interrupts {
-    terminate: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
 }
 
 impl Interrupts {
     fn new() -> Self {
-        let terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        Self { terminate }
+        Self {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
     }
 
+    /// The next interruption (never, if no handler could be installed).
     async fn next(&mut self) {
-        match &mut self.terminate {
-            Some(terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
+        async fn on(signal: &mut Option<Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
                 }
+                None => std::future::pending().await,
             }
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        }
+        tokio::select! {
+            () = on(&mut self.interrupt) => {}
+            () = on(&mut self.terminate) => {}
         }
     }
 }
