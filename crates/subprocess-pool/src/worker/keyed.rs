@@ -37,16 +37,16 @@ type SpecFor<K> = Arc<dyn Fn(&K) -> WorkerSpec + Send + Sync>;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// // One `tr` per translation, at most 4 processes in all.
+/// // One `sed` per script (each flushes every answer line), at most 4 processes in all.
 /// let tools = KeyedSubprocessPool::builder(
-///     |(from, to): &(String, String)| WorkerSpec::new("tr").args([from, to]),
+///     |script: &String| WorkerSpec::new("sed").args(["-u", script.as_str()]),
 ///     Lines::default(),
 /// )
 /// .max_size(2)
 /// .max_total(4)
 /// .build()?;
-/// let upper = ("a-z".to_string(), "A-Z".to_string());
-/// assert_eq!(tools.call(&upper, "hello".to_string()).await?, "HELLO");
+/// let shout = "s/l/L/g".to_string();
+/// assert_eq!(tools.call(&shout, "hello".to_string()).await?, "heLLo");
 /// tools.shutdown(Duration::from_secs(1)).await;
 /// # Ok(())
 /// # }
