@@ -4,22 +4,22 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use pool_core::{
-    BuildError, Metrics, Object, Pool, PoolBuilder, PoolError, ShutdownReport, Status, TimeoutKind,
-};
+use pool_core::{Metrics, Object, Pool, PoolError, ShutdownReport, Status, TimeoutKind};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use self::manager::MuxManager;
 use super::error::RunnerError;
-use super::manager::RunnerManager;
 use super::metrics::{Counters, WorkerMetrics};
 use super::pool::CallError;
 use super::runner::MuxRunner;
 use super::spec::WorkerSpec;
 use crate::protocol::Protocol;
 
+mod builder;
 mod manager;
+
+pub use builder::MultiplexPoolBuilder;
 
 /// A pool of warm workers that each have up to `max_in_flight` requests outstanding at
 /// once: Bazel's multiplex workers, JSON-RPC servers, any worker that answers requests by
@@ -149,11 +149,7 @@ impl<P: Protocol> MultiplexPool<P> {
     /// Starts configuring a pool of multiplexed workers started from `spec`, speaking
     /// `protocol` (which must [multiplex](Protocol::multiplexes)).
     pub fn builder(spec: WorkerSpec, protocol: P) -> MultiplexPoolBuilder<P> {
-        MultiplexPoolBuilder {
-            pool: Pool::builder(MuxManager(RunnerManager::new(spec.clone(), protocol)))
-                .name(spec.short_program_name()),
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-        }
+        MultiplexPoolBuilder::new(spec, protocol)
     }
 
     /// Sends `request` to the worker with the fewest requests outstanding and returns its
@@ -514,166 +510,4 @@ fn duplicate(failure: &PoolError<RunnerError>) -> PoolError<RunnerError> {
 fn jittered(max: u64, pid: u32) -> u64 {
     let random = std::hash::RandomState::new().hash_one(pid);
     max - random % (max / 20 + 1)
-}
-
-/// Configures a [`MultiplexPool`]: `max_size` workers, `max_in_flight` requests each,
-/// `wait_timeout`, then [`build`](MultiplexPoolBuilder::build).
-#[must_use = "a builder does nothing until build() is called"]
-pub struct MultiplexPoolBuilder<P: Protocol> {
-    pool: PoolBuilder<MuxManager<P>>,
-    max_in_flight: usize,
-}
-
-impl<P: Protocol> std::fmt::Debug for MultiplexPoolBuilder<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MultiplexPoolBuilder")
-            .field("spec", self.pool.manager().0.spec())
-            .field("max_in_flight", &self.max_in_flight)
-            .field("config", self.pool.settings())
-            .finish()
-    }
-}
-
-impl<P: Protocol> MultiplexPoolBuilder<P> {
-    /// The most workers at once (see [`PoolBuilder::max_size`]).
-    pub fn max_size(self, max_size: usize) -> Self {
-        Self {
-            pool: self.pool.max_size(max_size),
-            ..self
-        }
-    }
-
-    /// Workers kept started, ready for the first calls (see [`PoolBuilder::min_idle`]).
-    pub fn min_idle(self, min_idle: usize) -> Self {
-        Self {
-            pool: self.pool.min_idle(min_idle),
-            ..self
-        }
-    }
-
-    /// The pool's name, in every event it and its workers log (default: the program's
-    /// file name).
-    pub fn name(self, name: impl Into<String>) -> Self {
-        Self {
-            pool: self.pool.name(name),
-            ..self
-        }
-    }
-
-    /// The most requests outstanding on one worker (default [`DEFAULT_MAX_IN_FLIGHT`]).
-    pub fn max_in_flight(self, max_in_flight: usize) -> Self {
-        Self {
-            max_in_flight,
-            ..self
-        }
-    }
-
-    /// How long a call may wait for room on a worker, a worker's start included.
-    pub fn wait_timeout(self, timeout: Duration) -> Self {
-        Self {
-            pool: self.pool.wait_timeout(timeout),
-            ..self
-        }
-    }
-
-    /// Calls `handler` with a worker's pid and each message it sends (see
-    /// [`SubprocessPoolBuilder::on_message`](crate::SubprocessPoolBuilder::on_message)).
-    pub fn on_message(
-        self,
-        handler: impl Fn(u32, &P::Message) -> Option<P::Request> + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            pool: self
-                .pool
-                .map_manager(|manager| MuxManager(manager.0.with_message_handler(handler))),
-            ..self
-        }
-    }
-
-    /// Every `interval`, workers with no request in flight get the [`ping`](Self::ping)
-    /// and must answer it within the spec's `request_timeout`; one that does not retires.
-    /// (A worker that dies is noticed at once in any case: a task reads its stdout.)
-    pub fn health_check_interval(self, interval: Duration) -> Self {
-        Self {
-            pool: self.pool.health_check_interval(interval),
-            ..self
-        }
-    }
-
-    /// The request health checks send (see
-    /// [`health_check_interval`](Self::health_check_interval)).
-    pub fn ping(self, request: P::Request) -> Self
-    where
-        P::Request: Clone + Sync,
-    {
-        Self {
-            pool: self
-                .pool
-                .map_manager(|manager| MuxManager(manager.0.with_ping(request))),
-            ..self
-        }
-    }
-
-    /// Builds the pool; refuses a protocol that does not multiplex, a zero
-    /// `max_in_flight`, and what [`PoolBuilder::build`] refuses, naming the setting.
-    pub fn build(self) -> Result<MultiplexPool<P>, BuildError> {
-        let manager = &self.pool.manager().0;
-        let spec = manager.spec();
-        spec.validate()?;
-        if !manager.protocol().multiplexes() {
-            return Err(BuildError::new(
-                "protocol",
-                format!(
-                    "{} does not multiplex: its responses carry no request id (use JsonRpc, \
-                     or BazelJson/BazelProto with multiplex())",
-                    std::any::type_name::<P>()
-                ),
-            ));
-        }
-        if self.max_in_flight == 0 {
-            return Err(BuildError::new("max_in_flight", "must be at least 1"));
-        }
-        let settings = self.pool.settings();
-        let max_size = settings.max_size;
-        let permits = max_size
-            .checked_mul(self.max_in_flight)
-            .filter(|&permits| permits <= Semaphore::MAX_PERMITS)
-            .ok_or_else(|| {
-                BuildError::new("max_in_flight", "max_size * max_in_flight is too large")
-            })?;
-        let wait_timeout = settings.wait_timeout;
-        let health_check_interval = settings.health_check_interval;
-        let (max_requests, max_age) = (spec.max_requests, spec.max_age);
-        let counters = manager.counters().clone();
-        // A worker is lent once, for its whole life: its return is its retirement. Idle
-        // ones (`min_idle`) still age out.
-        let mut config = settings.clone();
-        config.max_uses = Some(1);
-        config.max_lifetime = max_age;
-        config.wait_timeout = None;
-        let pool = self.pool.config(config).build()?;
-        counters.name_if_unset(pool.name());
-        Ok(MultiplexPool {
-            shared: Arc::new(Shared {
-                pool,
-                max_size,
-                max_in_flight: self.max_in_flight,
-                permits: Semaphore::new(permits),
-                lent: Mutex::new(Lent {
-                    workers: Vec::new(),
-                    starting: 0,
-                    failures: 0,
-                    last_failure: None,
-                    closed: false,
-                }),
-                changed: Notify::new(),
-                wait_timeout,
-                max_requests,
-                max_age,
-                counters,
-                health_check_interval,
-                checks_started: std::sync::Once::new(),
-            }),
-        })
-    }
 }
