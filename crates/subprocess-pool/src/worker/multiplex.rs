@@ -265,81 +265,17 @@ impl<P: Protocol> Shared<P> {
         deadline: Option<Instant>,
     ) -> Result<Arc<MuxRunner<P>>, PoolError<RunnerError>> {
         let failures_before = self.lent().failures;
+        // Most calls find room at once: they never register with `changed`. A call that
+        // finds none starts a worker only in the loop, once it is registered to hear of it.
+        if let Some(found) = self.look(failures_before, deadline, false)? {
+            return Ok(found);
+        }
         loop {
-            let changed = self.changed.notified();
-            let mut changed = std::pin::pin!(changed);
+            // Registered before looking again, so a change in between is not missed.
+            let mut changed = std::pin::pin!(self.changed.notified());
             changed.as_mut().enable();
-            let retired: Vec<Lender<P>>;
-            let mut start = false;
-            {
-                let mut lent = self.lent();
-                if lent.closed {
-                    return Err(PoolError::Closed);
-                }
-                let max_age = self.max_age;
-                let (gone, kept) = std::mem::take(&mut lent.workers).into_iter().partition(
-                    |worker: &Lender<P>| {
-                        let runner = &worker.object;
-                        let old = max_age.is_some_and(|age| runner.started().elapsed() >= age);
-                        // Dead ones go once their calls (failed already) have let go.
-                        (!runner.is_usable() || worker.retiring || old) && worker.calls == 0
-                    },
-                );
-                retired = gone;
-                lent.workers = kept;
-                for worker in &mut lent.workers {
-                    if max_age.is_some_and(|age| worker.object.started().elapsed() >= age) {
-                        worker.retiring = true;
-                    }
-                }
-                let can_grow = lent.workers.len() + lent.starting < self.max_size;
-                let best = lent
-                    .workers
-                    .iter_mut()
-                    .filter(|w| {
-                        !w.retiring && w.load() < self.max_in_flight && w.object.is_usable()
-                    })
-                    .min_by_key(|w| w.load());
-                let found = best.map(|worker| {
-                    let busy = worker.load() > 0;
-                    worker.calls += 1;
-                    worker.picked += 1;
-                    if worker.limit.is_some_and(|limit| worker.picked >= limit) {
-                        worker.retiring = true;
-                    }
-                    (Arc::clone(&*worker.object), busy)
-                });
-                match found {
-                    Some((runner, busy)) => {
-                        // Every worker is busy: start another for the calls to come.
-                        if busy && can_grow {
-                            lent.starting += 1;
-                            start = true;
-                        }
-                        drop(lent);
-                        if start {
-                            self.start_worker();
-                        }
-                        return Ok(runner);
-                    }
-                    // A start failed while this caller waited: one without a deadline
-                    // gets the failure (as a pool-core `get` does); one with a deadline
-                    // tries again until it passes (pool-core's backoff paces the starts).
-                    None if lent.failures > failures_before && deadline.is_none() => {
-                        if let Some(failure) = &lent.last_failure {
-                            return Err(duplicate(failure));
-                        }
-                    }
-                    None if can_grow => {
-                        lent.starting += 1;
-                        start = true;
-                    }
-                    None => {}
-                }
-            }
-            drop(retired); // stopped by the pool, outside the lock
-            if start {
-                self.start_worker();
+            if let Some(found) = self.look(failures_before, deadline, true)? {
+                return Ok(found);
             }
             match deadline {
                 None => changed.await,
@@ -357,6 +293,83 @@ impl<P: Protocol> Shared<P> {
                 }
             }
         }
+    }
+
+    /// One look at the lent workers: the one with the fewest requests outstanding, if one
+    /// has room (counted as in flight on it); else `None`, after starting a worker if
+    /// `start_if_none` and the pool may grow. Workers that are done for go back to the pool
+    /// on the way.
+    fn look(
+        self: &Arc<Self>,
+        failures_before: u64,
+        deadline: Option<Instant>,
+        start_if_none: bool,
+    ) -> Result<Option<Arc<MuxRunner<P>>>, PoolError<RunnerError>> {
+        let mut retired = Vec::new();
+        let mut lent = self.lent();
+        if lent.closed {
+            return Err(PoolError::Closed);
+        }
+        let mut index = 0;
+        let mut best: Option<(usize, usize)> = None; // (load, index)
+        while index < lent.workers.len() {
+            let worker = &mut lent.workers[index];
+            if self
+                .max_age
+                .is_some_and(|age| worker.object.started().elapsed() >= age)
+            {
+                worker.retiring = true;
+            }
+            let usable = worker.object.is_usable();
+            // Dead ones go once their calls (failed already) have let go.
+            if (!usable || worker.retiring) && worker.calls == 0 {
+                retired.push(lent.workers.swap_remove(index));
+                continue;
+            }
+            let load = worker.load();
+            let fewer = best.is_none_or(|(least, _)| load < least);
+            if usable && !worker.retiring && load < self.max_in_flight && fewer {
+                best = Some((load, index));
+            }
+            index += 1;
+        }
+        let can_grow = lent.workers.len() + lent.starting < self.max_size;
+        let mut start = false;
+        let found = match best {
+            Some((load, index)) => {
+                let worker = &mut lent.workers[index];
+                worker.calls += 1;
+                worker.picked += 1;
+                if worker.limit.is_some_and(|limit| worker.picked >= limit) {
+                    worker.retiring = true;
+                }
+                // Every worker is busy: start another for the calls to come.
+                start = load > 0 && can_grow;
+                Some(Arc::clone(&*worker.object))
+            }
+            // A start failed while this caller waited: one without a deadline gets the
+            // failure (as a pool-core `get` does); one with a deadline tries again until it
+            // passes (pool-core's backoff paces the starts).
+            None if lent.failures > failures_before && deadline.is_none() => {
+                if let Some(failure) = &lent.last_failure {
+                    return Err(duplicate(failure));
+                }
+                None
+            }
+            None => {
+                start = start_if_none && can_grow;
+                None
+            }
+        };
+        if start {
+            lent.starting += 1;
+        }
+        drop(lent);
+        drop(retired); // stopped by the pool, outside the lock
+        if start {
+            self.start_worker();
+        }
+        Ok(found)
     }
 
     /// Starts the task that pings idle workers, once, if a ping and an interval are set.

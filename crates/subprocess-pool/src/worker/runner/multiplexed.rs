@@ -230,10 +230,8 @@ impl<P: Protocol> Drop for InFlight<'_, P> {
 
 /// Writes whole requests in order, several at a time when they queue up.
 async fn write_frames(stdin: super::SharedStdin, mut queue: mpsc::UnboundedReceiver<BytesMut>) {
-    let mut batch = BytesMut::new();
-    while let Some(frame) = queue.recv().await {
-        batch.clear();
-        batch.extend_from_slice(&frame);
+    while let Some(mut batch) = queue.recv().await {
+        // A lone request is written as it is; queued ones are appended to it.
         while let Ok(more) = queue.try_recv() {
             batch.extend_from_slice(&more);
         }
