@@ -303,9 +303,9 @@ impl<M: KeyedManager> Keyed<M> {
             .expect("the per-key settings were checked when the keyed pool was built")
     }
 
-    /// Destroys the idle object returned longest ago among the keys other than `except`;
-    /// whether there was one.
-    pub(crate) fn evict_oldest_idle(&self, except: &M::Key) -> bool {
+    /// Destroys the idle object returned longest ago among the keys other than `except`,
+    /// if there is one.
+    pub(crate) fn evict_oldest_idle(&self, except: &M::Key) {
         let pools: Vec<_> = {
             let keys = self.keys();
             let others = keys.pools.iter().filter(|(key, _)| *key != except);
@@ -319,7 +319,9 @@ impl<M: KeyedManager> Keyed<M> {
             })
             .min_by_key(|(returned, _, _)| *returned);
         // Taken meanwhile, it is simply not idle any more: the caller looks again.
-        oldest.is_some_and(|(_, id, pool)| pool.evict_idle(id))
+        if let Some((_, id, pool)) = oldest {
+            pool.evict_idle(id);
+        }
     }
 }
 
