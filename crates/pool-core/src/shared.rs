@@ -1,7 +1,7 @@
 //! The state every handle, guard and background task of one pool shares.
 
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -42,6 +42,12 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) handles: AtomicUsize,
     /// Successful recycles: counted where they happen, outside the lock.
     pub(crate) recycled: StripedCounter,
+    /// `Metrics::wait_time` in nanoseconds: a waiter takes its grant without the lock, so
+    /// it counts its wait outside it too.
+    wait_nanos: StripedCounter,
+    /// Set (under the lock) when the pool closes, for a waiter that took its grant without
+    /// the lock: closed wins over what it was granted.
+    closed: AtomicBool,
     /// Signalled when objects come back, creates end or destroys finish: what `shutdown`
     /// and a filling build wait for.
     pub(crate) changed: Notify,
@@ -66,6 +72,8 @@ impl<M: Manager> Shared<M> {
             runtime: OnceLock::new(),
             handles: AtomicUsize::new(1),
             recycled: StripedCounter::new(),
+            wait_nanos: StripedCounter::new(),
+            closed: AtomicBool::new(false),
             changed: Notify::new(),
             maintenance_signal: Arc::new(Notify::new()),
             wants_maintenance: config.needs_maintenance(),
@@ -266,11 +274,27 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn metrics(&self) -> crate::metrics::Metrics {
         let mut metrics = self.lock().metrics();
         metrics.recycled = self.recycled.sum();
+        metrics.wait_time = Duration::from_nanos(self.wait_nanos.sum());
         metrics
     }
 
+    /// Counts time a caller spent queued (until granted, or until it gave up).
+    pub(crate) fn waited(&self, time: Duration) {
+        self.wait_nanos
+            .add(u64::try_from(time.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Whether the pool has closed, read without the lock: exact for a waiter that took its
+    /// grant after `close` released the lock.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     pub(crate) fn close(self: &Arc<Self>) {
-        self.with_state(|state, after| state.close(after));
+        self.with_state(|state, after| {
+            self.closed.store(true, Ordering::Release);
+            state.close(after);
+        });
     }
 }
 

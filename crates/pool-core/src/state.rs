@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 pub(crate) use after_unlock::AfterUnlock;
-pub(crate) use events::{Collected, CreateFailure, FirstLook};
+pub(crate) use events::{CreateFailure, FirstLook};
 
 use crate::backoff::Backoff;
 use crate::config::{PoolConfig, QueueMode};
@@ -258,12 +258,12 @@ impl<T, E> State<T, E> {
     /// one, so creates never outnumber the demand.
     fn grant_creates(&mut self, after: &mut AfterUnlock<T>) {
         while self.waiters.len() > self.refilling && self.has_room() && self.can_start_create() {
-            let Some(waiter) = self.waiters.next_in_line() else {
+            let Some(waiter) = self.waiters.longest() else {
                 break;
             };
+            after.wake(waiter.grant(Grant::CreateSlot));
             self.size += 1;
             self.start_create();
-            after.wake(self.waiters.give(waiter, Grant::CreateSlot));
         }
     }
 
@@ -377,8 +377,8 @@ impl<T, E> State<T, E> {
         } else if self.size > self.max_size || entry.epoch != self.epoch {
             self.retire(entry.object, DestroyReason::Evicted, after);
         } else {
-            match self.waiters.next_in_line() {
-                Some(waiter) => after.wake(self.waiters.give(waiter, Grant::Object(entry))),
+            match self.waiters.longest() {
+                Some(waiter) => after.wake(waiter.grant(Grant::Object(entry))),
                 None => self.idle.push_back(entry),
             }
         }

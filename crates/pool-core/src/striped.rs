@@ -29,9 +29,15 @@ impl StripedCounter {
     /// Adds one, on this thread's stripe.
     #[inline]
     pub(crate) fn increment(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n`, on this thread's stripe.
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
         self.stripes[stripe_of_this_thread()]
             .0
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     /// The total so far. Increments that happen-before this call are all counted.

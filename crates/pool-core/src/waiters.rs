@@ -1,15 +1,43 @@
-//! The FIFO queue of callers waiting for an object, kept inside the pool's lock.
+//! The FIFO queue of callers waiting for an object: an intrusive list whose nodes live in
+//! the waiting `get` futures themselves.
 //!
-//! Waiters live in a slab so that waiting allocates nothing once the slab has grown, and a
-//! grant (an object, a slot to create in, or "closed") is written straight into the
-//! waiter's entry: a returned object goes to the longest waiter without passing through the
-//! idle list, so no newcomer can overtake it. A cancelled waiter leaves a stale key in the
-//! order queue, skipped when reached and compacted away when stale keys pile up.
+//! A grant (an object, a slot to create in, or "closed") is written into the longest
+//! waiter's node under the pool's lock, and a returned object goes there without passing
+//! through the idle list, so no newcomer can overtake a waiter. The node is then marked
+//! granted with one atomic store, and the woken waiter takes its grant without the lock:
+//! one lock section less per waited `get` than a queue kept wholly inside the lock, on the
+//! lock that every `get` and every return of the pool takes. Queueing allocates nothing.
+//!
+//! This is the one module of pool-core with `unsafe` code. Its rules, which every `unsafe`
+//! block below relies on:
+//!
+//! - A node is in a queue exactly while its state is `QUEUED`. While `QUEUED` its fields
+//!   are read and written only by a holder of that queue's lock (`&mut WaiterQueue`).
+//! - A granter writes the grant, takes the waker and unlinks the node, and then stores
+//!   `GRANTED` (release): that store is its last touch of the node.
+//! - The node's owner (`Pin<&mut Waiter>`) touches the fields without the lock only when it
+//!   is not queued: `IDLE`, or `GRANTED` as loaded with acquire.
+//! - A queued node never moves (it is pinned) and is never freed: dropping a queued node
+//!   aborts the process rather than leave the queue a dangling pointer. The engine removes
+//!   a waiter that gives up under the lock first (`FindOrQueue`'s drop), so this never
+//!   happens.
 
-use std::collections::VecDeque;
+#![allow(unsafe_code)]
+
+use std::marker::PhantomPinned;
+use std::pin::Pin;
+use std::ptr::NonNull;
 use std::task::Waker;
 
 use crate::entry::Entry;
+use sync::{AtomicU8, Ordering, UnsafeCell};
+
+/// Not in a queue, and holding no grant: the owner's alone.
+const IDLE: u8 = 0;
+/// In a queue: its fields belong to whoever holds that queue's lock.
+const QUEUED: u8 = 1;
+/// Out of the queue with a grant the owner has not taken yet: the owner's alone.
+const GRANTED: u8 = 2;
 
 /// What a waiter is handed.
 pub(crate) enum Grant<T> {
@@ -21,225 +49,391 @@ pub(crate) enum Grant<T> {
     Closed,
 }
 
-/// A waiter taken out of the line by [`WaiterQueue::next_in_line`], owed a grant.
-#[must_use = "a waiter taken out of the line must be given a grant"]
-pub(crate) struct InLine(u32);
-
-/// Identifies a waiter's slab entry; the generation tells a reused entry apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct WaiterKey {
-    index: u32,
-    generation: u32,
+/// A waiting caller's place in line. It lives in the caller's future, pinned, and is linked
+/// into the pool's [`WaiterQueue`] while the caller waits.
+pub(crate) struct Waiter<T> {
+    state: AtomicU8,
+    node: UnsafeCell<Node<T>>,
+    _pinned: PhantomPinned,
 }
 
-struct Slot<T> {
-    generation: u32,
-    occupied: bool,
-    queued: bool,
+struct Node<T> {
+    prev: Option<NonNull<Waiter<T>>>,
+    next: Option<NonNull<Waiter<T>>>,
+    /// The queue the node was linked into, so it is never unlinked from another pool's.
+    queue: *const (),
     waker: Option<Waker>,
     grant: Option<Grant<T>>,
 }
 
-pub(crate) struct WaiterQueue<T> {
-    slots: Vec<Slot<T>>,
-    free: Vec<u32>,
-    order: VecDeque<WaiterKey>,
-    queued: usize,
+// SAFETY: a `Waiter` is handed between threads only as a whole (inside its future); its
+// fields are shared with other threads only under the queue's lock or through the
+// release/acquire hand-off of `state` (see the module's rules), and what it holds (a
+// `Waker`, a `Grant<T>`) is `Send` when `T` is.
+unsafe impl<T: Send> Send for Waiter<T> {}
+
+impl<T> Waiter<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: AtomicU8::new(IDLE),
+            node: UnsafeCell::new(Node {
+                prev: None,
+                next: None,
+                queue: std::ptr::null(),
+                waker: None,
+                grant: None,
+            }),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// Whether the waiter is in a queue or holds a grant it has not taken: either way its
+    /// owner still has to settle it under the lock. Only the owner moves a waiter into or
+    /// out of `IDLE`, so it reads this reliably without the lock.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.state.load(Ordering::Relaxed) != IDLE
+    }
+
+    /// Takes the grant if the waiter has been given one, without the lock.
+    pub(crate) fn try_take(self: Pin<&mut Self>) -> Option<Grant<T>> {
+        if self.state.load(Ordering::Acquire) != GRANTED {
+            return None;
+        }
+        Some(self.take_granted())
+    }
+
+    /// Takes the grant of a waiter seen `GRANTED` (with acquire) by its owner.
+    fn take_granted(self: Pin<&mut Self>) -> Grant<T> {
+        // SAFETY: `GRANTED`, loaded with acquire by the owner: the granter unlinked the node
+        // and made its last write before its release store, no queue points here any
+        // more, and `Pin<&mut Self>` makes the caller the node's only user.
+        let grant = self.node.with_mut(|node| unsafe { (*node).grant.take() });
+        self.state.store(IDLE, Ordering::Relaxed);
+        grant.expect("a granted waiter holds its grant")
+    }
 }
+
+impl<T> Drop for Waiter<T> {
+    fn drop(&mut self) {
+        if self.state.load(Ordering::Acquire) == QUEUED {
+            // A queue still points here; going on would leave it a dangling pointer.
+            // The engine removes a waiter under the lock before dropping it, so this is
+            // a bug in pool-core, and the only safe answer is to stop.
+            std::process::abort();
+        }
+    }
+}
+
+/// The callers waiting for an object, longest first. Kept inside the pool's lock: every
+/// method takes `&mut self`, which stands for holding it.
+pub(crate) struct WaiterQueue<T> {
+    head: Option<NonNull<Waiter<T>>>,
+    tail: Option<NonNull<Waiter<T>>>,
+    len: usize,
+}
+
+// SAFETY: the queue holds pointers to nodes that outlive their time in it (module rules);
+// it touches them only through `&mut self`, that is, under the lock of the pool that owns
+// it, whichever thread holds that lock.
+unsafe impl<T: Send> Send for WaiterQueue<T> {}
 
 impl<T> WaiterQueue<T> {
     pub(crate) fn new() -> Self {
         Self {
-            slots: Vec::new(),
-            free: Vec::new(),
-            order: VecDeque::new(),
-            queued: 0,
+            head: None,
+            tail: None,
+            len: 0,
         }
     }
 
     /// Callers queued and not yet granted anything.
     pub(crate) fn len(&self) -> usize {
-        self.queued
+        self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.queued == 0
+        self.len == 0
     }
 
-    /// Queues a new waiter at the back.
-    pub(crate) fn push(&mut self, waker: Waker) -> WaiterKey {
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    occupied: false,
-                    queued: false,
-                    waker: None,
-                    grant: None,
-                });
-                u32::try_from(self.slots.len() - 1).expect("more than u32::MAX waiters")
-            }
-        };
-        let slot = &mut self.slots[index as usize];
-        slot.occupied = true;
-        slot.queued = true;
-        slot.waker = Some(waker);
-        let key = WaiterKey {
-            index,
-            generation: slot.generation,
-        };
-        self.order.push_back(key);
-        self.queued += 1;
-        key
+    fn id(&self) -> *const () {
+        std::ptr::from_ref(self).cast()
     }
 
-    /// Takes the longest waiter out of the line, for [`give`](Self::give) to hand it
-    /// something; `None` when nobody waits.
-    pub(crate) fn next_in_line(&mut self) -> Option<InLine> {
-        while let Some(key) = self.order.pop_front() {
-            let slot = &mut self.slots[key.index as usize];
-            if slot.generation != key.generation || !slot.queued {
-                continue; // cancelled; its entry was freed or reused
-            }
-            slot.queued = false;
-            self.queued -= 1;
-            return Some(InLine(key.index));
+    /// Queues `waiter` at the back, to be woken with `waker` when granted.
+    ///
+    /// # Panics
+    ///
+    /// If the waiter is already queued or holds a grant (an engine bug).
+    pub(crate) fn push(&mut self, waiter: Pin<&mut Waiter<T>>, waker: Waker) {
+        assert!(!waiter.is_waiting(), "a waiter queued twice");
+        let this = NonNull::from(&*waiter);
+        let queue = self.id();
+        // SAFETY: `IDLE`: no queue points at the node and `Pin<&mut>` makes us its only
+        // user; from here it is `QUEUED` and ours under the lock (`&mut self`).
+        waiter.node.with_mut(|node| unsafe {
+            let node = &mut *node;
+            node.prev = self.tail;
+            node.next = None;
+            node.queue = queue;
+            node.waker = Some(waker);
+        });
+        match self.tail {
+            // SAFETY: a linked node is alive and in place (module rules), and ours to
+            // change under the lock.
+            Some(tail) => unsafe { tail.as_ref() }
+                .node
+                .with_mut(|node| unsafe { (*node).next = Some(this) }),
+            None => self.head = Some(this),
         }
-        None
+        self.tail = Some(this);
+        self.len += 1;
+        waiter.state.store(QUEUED, Ordering::Relaxed);
     }
 
-    /// Hands `grant` to the waiter taken out of the line, and returns the waker to call
-    /// once the pool's lock is released.
-    pub(crate) fn give(&mut self, waiter: InLine, grant: Grant<T>) -> Option<Waker> {
-        let slot = &mut self.slots[waiter.0 as usize];
-        slot.grant = Some(grant);
-        slot.waker.take()
+    /// The longest waiter, to be handed a grant; `None` when nobody waits.
+    pub(crate) fn longest(&mut self) -> Option<Longest<'_, T>> {
+        let head = self.head?;
+        Some(Longest { queue: self, head })
     }
 
-    /// Takes the waiter's grant if it has one (freeing its entry), else remembers `waker`.
-    pub(crate) fn poll_grant(&mut self, key: WaiterKey, waker: &Waker) -> Option<Grant<T>> {
-        let slot = self.slot_mut(key);
-        match slot.grant.take() {
-            Some(grant) => {
-                self.release(key);
-                Some(grant)
-            }
-            None => {
-                match &mut slot.waker {
-                    Some(current) if current.will_wake(waker) => {}
-                    other => *other = Some(waker.clone()),
-                }
+    /// For a queued waiter's owner, under the lock: its grant if it was granted meanwhile,
+    /// else `waker` replaces the one it is woken with.
+    pub(crate) fn poll_grant(
+        &mut self,
+        waiter: Pin<&mut Waiter<T>>,
+        waker: &Waker,
+    ) -> Option<Grant<T>> {
+        match waiter.state.load(Ordering::Acquire) {
+            GRANTED => Some(waiter.take_granted()),
+            QUEUED => {
+                self.assert_holds(&waiter);
+                // SAFETY: `QUEUED` in this queue: its fields are ours under the lock.
+                waiter.node.with_mut(|node| unsafe {
+                    match &mut (*node).waker {
+                        Some(current) if current.will_wake(waker) => {}
+                        other => *other = Some(waker.clone()),
+                    }
+                });
                 None
             }
+            _ => None,
         }
     }
 
-    /// Removes a waiter that gave up, returning any grant it had not collected yet, which
-    /// the caller must pass on.
-    pub(crate) fn cancel(&mut self, key: WaiterKey) -> Option<Grant<T>> {
-        let slot = self.slot_mut(key);
-        let grant = slot.grant.take();
-        if slot.queued {
-            self.queued -= 1;
+    /// Takes a waiter that gave up out of the queue, under the lock, returning any grant it
+    /// had not taken yet, which the caller must pass on.
+    pub(crate) fn remove(&mut self, waiter: Pin<&mut Waiter<T>>) -> Option<Grant<T>> {
+        match waiter.state.load(Ordering::Acquire) {
+            GRANTED => Some(waiter.take_granted()),
+            QUEUED => {
+                self.assert_holds(&waiter);
+                // SAFETY: `QUEUED` in this queue: the node and its neighbours are linked,
+                // alive, in place and ours under the lock (module rules).
+                let waker = unsafe {
+                    let (prev, next, waker) = waiter.node.with_mut(|node| {
+                        let node = &mut *node;
+                        (node.prev.take(), node.next.take(), node.waker.take())
+                    });
+                    match prev {
+                        Some(prev) => prev.as_ref().node.with_mut(|node| (*node).next = next),
+                        None => self.head = next,
+                    }
+                    match next {
+                        Some(next) => next.as_ref().node.with_mut(|node| (*node).prev = prev),
+                        None => self.tail = prev,
+                    }
+                    waker
+                };
+                self.len -= 1;
+                waiter.state.store(IDLE, Ordering::Relaxed);
+                drop(waker);
+                None
+            }
+            _ => None,
         }
-        self.release(key);
-        self.compact_if_stale();
-        grant
     }
 
-    fn slot_mut(&mut self, key: WaiterKey) -> &mut Slot<T> {
-        let slot = &mut self.slots[key.index as usize];
-        debug_assert!(slot.occupied && slot.generation == key.generation);
-        slot
+    /// A queued node must be in this queue before its neighbours are touched as this
+    /// queue's (two pools' locks do not exclude each other).
+    fn assert_holds(&self, waiter: &Waiter<T>) {
+        // SAFETY: `queue` is written only by `push`, by the owner, before the node is
+        // linked; nobody writes it while the node is queued.
+        let queue = waiter.node.with(|node| unsafe { (*node).queue });
+        assert!(
+            queue == self.id(),
+            "a waiter settled in a queue it is not in"
+        );
     }
+}
 
-    fn release(&mut self, key: WaiterKey) {
-        let slot = &mut self.slots[key.index as usize];
-        slot.occupied = false;
-        slot.queued = false;
-        slot.waker = None;
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(key.index);
-    }
+/// The longest waiter of a queue, taken out of the line by [`grant`](Self::grant).
+#[must_use = "the longest waiter stays in line until granted something"]
+pub(crate) struct Longest<'a, T> {
+    queue: &'a mut WaiterQueue<T>,
+    head: NonNull<Waiter<T>>,
+}
 
-    fn compact_if_stale(&mut self) {
-        if self.order.len() > 2 * self.queued + 32 {
-            let slots = &self.slots;
-            self.order.retain(|key| {
-                let slot = &slots[key.index as usize];
-                slot.generation == key.generation && slot.queued
+impl<T> Longest<'_, T> {
+    /// Hands `grant` to the waiter, taking it out of the line, and returns its waker, to
+    /// call once the lock is released.
+    pub(crate) fn grant(self, grant: Grant<T>) -> Option<Waker> {
+        let queue = self.queue;
+        // SAFETY: the head is linked, so alive, in place and ours under the lock (module
+        // rules). The node is unlinked and its fields written before the release store,
+        // after which this function no longer touches it.
+        unsafe {
+            let waiter = self.head.as_ptr();
+            let (next, waker) = (*waiter).node.with_mut(|node| {
+                let node = &mut *node;
+                node.grant = Some(grant);
+                node.prev = None;
+                (node.next.take(), node.waker.take())
             });
+            queue.head = next;
+            match next {
+                Some(next) => next.as_ref().node.with_mut(|node| (*node).prev = None),
+                None => queue.tail = None,
+            }
+            queue.len -= 1;
+            (*waiter).state.store(GRANTED, Ordering::Release);
+            waker
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::task::Waker;
+/// The atomics and cell the queue is built on: std's, or loom's in the loom models.
+mod sync {
+    #[cfg(all(test, pool_loom))]
+    pub(super) use loom::cell::UnsafeCell;
+    #[cfg(all(test, pool_loom))]
+    pub(super) use loom::sync::atomic::{AtomicU8, Ordering};
+    #[cfg(not(all(test, pool_loom)))]
+    pub(super) use std::sync::atomic::{AtomicU8, Ordering};
 
-    /// Grants a create slot to the longest waiter, if any.
-    fn grant_front(queue: &mut WaiterQueue<()>) -> bool {
-        match queue.next_in_line() {
-            Some(waiter) => {
-                let _ = queue.give(waiter, Grant::CreateSlot);
-                true
-            }
-            None => false,
+    /// `std::cell::UnsafeCell` with loom's access API (`with`, `with_mut`), so the same
+    /// code runs under loom, which checks every access.
+    #[cfg(not(all(test, pool_loom)))]
+    pub(super) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    #[cfg(not(all(test, pool_loom)))]
+    impl<T> UnsafeCell<T> {
+        pub(super) const fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        #[inline(always)]
+        pub(super) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        #[inline(always)]
+        pub(super) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
         }
     }
+}
 
-    fn granted_index(queue: &mut WaiterQueue<()>, keys: &[WaiterKey]) -> Option<usize> {
-        let waker = Waker::noop();
-        keys.iter()
-            .position(|&key| matches!(queue.poll_grant(key, waker), Some(Grant::CreateSlot)))
+#[cfg(all(test, not(pool_loom)))]
+mod tests {
+    use super::*;
+    use std::pin::pin;
+    use std::task::Waker;
+
+    fn grant_longest(queue: &mut WaiterQueue<()>, grant: Grant<()>) {
+        let longest = queue.longest().expect("somebody waits");
+        let _ = longest.grant(grant);
+    }
+
+    fn granted_create_slot(waiter: Pin<&mut Waiter<()>>) -> bool {
+        matches!(waiter.try_take(), Some(Grant::CreateSlot))
     }
 
     #[test]
     fn grants_go_to_the_longest_waiter_first() {
         let mut queue = WaiterQueue::new();
-        let keys: Vec<_> = (0..3).map(|_| queue.push(Waker::noop().clone())).collect();
-        assert!(grant_front(&mut queue));
-        assert_eq!(granted_index(&mut queue, &keys), Some(0));
-        assert_eq!(queue.len(), 2);
-    }
-
-    #[test]
-    fn cancelled_waiters_are_skipped() {
-        let mut queue = WaiterQueue::new();
-        let keys: Vec<_> = (0..3).map(|_| queue.push(Waker::noop().clone())).collect();
-        assert!(queue.cancel(keys[0]).is_none());
-        assert!(grant_front(&mut queue));
-        assert_eq!(granted_index(&mut queue, &keys[1..]), Some(0));
+        let mut first = pin!(Waiter::new());
+        let mut second = pin!(Waiter::new());
+        queue.push(first.as_mut(), Waker::noop().clone());
+        queue.push(second.as_mut(), Waker::noop().clone());
+        grant_longest(&mut queue, Grant::CreateSlot);
+        assert!(!granted_create_slot(second.as_mut()));
+        assert!(granted_create_slot(first.as_mut()));
         assert_eq!(queue.len(), 1);
-    }
-
-    #[test]
-    fn nobody_is_in_line_when_nobody_waits() {
-        let mut queue = WaiterQueue::<()>::new();
-        assert!(queue.next_in_line().is_none());
-    }
-
-    #[test]
-    fn cancelling_returns_an_uncollected_grant() {
-        let mut queue = WaiterQueue::<()>::new();
-        let key = queue.push(Waker::noop().clone());
-        assert!(grant_front(&mut queue));
-        assert!(matches!(queue.cancel(key), Some(Grant::CreateSlot)));
+        assert!(queue.remove(second.as_mut()).is_none());
         assert!(queue.is_empty());
     }
 
     #[test]
-    fn stale_keys_are_compacted() {
-        let mut queue = WaiterQueue::<()>::new();
-        let live = queue.push(Waker::noop().clone());
-        for _ in 0..1000 {
-            let key = queue.push(Waker::noop().clone());
-            queue.cancel(key);
+    fn a_removed_waiter_is_skipped_wherever_it_stood() {
+        let mut queue = WaiterQueue::new();
+        let mut waiters = [
+            Box::pin(Waiter::new()),
+            Box::pin(Waiter::new()),
+            Box::pin(Waiter::new()),
+        ];
+        for waiter in &mut waiters {
+            queue.push(waiter.as_mut(), Waker::noop().clone());
         }
-        assert!(queue.order.len() <= 2 * queue.len() + 33);
-        assert!(grant_front(&mut queue));
-        assert!(queue.poll_grant(live, Waker::noop()).is_some());
+        assert!(queue.remove(waiters[1].as_mut()).is_none());
+        grant_longest(&mut queue, Grant::CreateSlot);
+        grant_longest(&mut queue, Grant::CreateSlot);
+        assert!(granted_create_slot(waiters[0].as_mut()));
+        assert!(!waiters[1].is_waiting());
+        assert!(granted_create_slot(waiters[2].as_mut()));
+        assert!(queue.is_empty());
+        assert!(queue.longest().is_none());
+        // The last one removed leaves the queue usable.
+        queue.push(waiters[1].as_mut(), Waker::noop().clone());
+        assert!(queue.remove(waiters[1].as_mut()).is_none());
+        assert!(queue.head.is_none() && queue.tail.is_none());
+    }
+
+    #[test]
+    fn nobody_is_granted_when_nobody_waits() {
+        let mut queue = WaiterQueue::<()>::new();
+        assert!(queue.longest().is_none());
+    }
+
+    #[test]
+    fn removing_returns_an_uncollected_grant() {
+        let mut queue = WaiterQueue::<()>::new();
+        let mut waiter = pin!(Waiter::new());
+        queue.push(waiter.as_mut(), Waker::noop().clone());
+        grant_longest(&mut queue, Grant::CreateSlot);
+        assert!(matches!(
+            queue.remove(waiter.as_mut()),
+            Some(Grant::CreateSlot)
+        ));
+        assert!(!waiter.is_waiting());
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn polling_under_the_lock_keeps_a_waiter_queued_or_hands_its_grant() {
+        let mut queue = WaiterQueue::<()>::new();
+        let mut waiter = pin!(Waiter::new());
+        queue.push(waiter.as_mut(), Waker::noop().clone());
+        assert!(queue.poll_grant(waiter.as_mut(), Waker::noop()).is_none());
+        assert!(waiter.is_waiting());
+        grant_longest(&mut queue, Grant::Closed);
+        assert!(matches!(
+            queue.poll_grant(waiter.as_mut(), Waker::noop()),
+            Some(Grant::Closed)
+        ));
+        assert!(!waiter.is_waiting());
+    }
+
+    #[test]
+    fn a_waiter_is_never_removed_from_another_queue() {
+        let mut queue = WaiterQueue::<()>::new();
+        let mut other = WaiterQueue::<()>::new();
+        let mut waiter = Box::pin(Waiter::new());
+        queue.push(waiter.as_mut(), Waker::noop().clone());
+        let wrong_queue = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            other.remove(waiter.as_mut())
+        }));
+        assert!(wrong_queue.is_err(), "removed from a queue it was not in");
+        assert!(waiter.is_waiting() && other.is_empty());
+        assert!(queue.remove(waiter.as_mut()).is_none());
     }
 }

@@ -5,14 +5,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use crate::entry::Entry;
 use crate::error::PoolError;
 use crate::manager::Manager;
 use crate::shared::Shared;
-use crate::state::{Collected, FirstLook};
-use crate::waiters::WaiterKey;
+use crate::state::FirstLook;
+use crate::waiters::{Grant, Waiter};
 
 /// Whether a caller may queue behind others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,15 +31,29 @@ pub(crate) enum Found<T> {
     TooLate,
 }
 
-/// The first step of a `get`, done in one lock: take an idle object, reserve a slot, or
-/// queue; then, if queued, wait for a grant.
-pub(crate) struct FindOrQueue<'a, M: Manager> {
-    shared: &'a Arc<Shared<M>>,
-    mode: Mode,
-    /// The caller's deadline.
-    deadline: Option<Instant>,
-    /// Set once queued, with when the wait began.
-    waiting: Option<(WaiterKey, Instant)>,
+pin_project! {
+    /// The first step of a `get`, done in one lock: take an idle object, reserve a slot, or
+    /// queue; then, if queued, wait for a grant, which is taken without the lock.
+    pub(crate) struct FindOrQueue<'a, M: Manager> {
+        shared: &'a Arc<Shared<M>>,
+        mode: Mode,
+        // The caller's deadline.
+        deadline: Option<Instant>,
+        // Set once queued: when the wait began.
+        since: Option<Instant>,
+        // The caller's place in line, linked into the pool's queue while it waits.
+        #[pin]
+        waiter: Waiter<M::Object>,
+    }
+
+    impl<'a, M: Manager> PinnedDrop for FindOrQueue<'a, M> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if this.waiter.is_waiting() {
+                give_up(this.shared, this.waiter, *this.since);
+            }
+        }
+    }
 }
 
 impl<'a, M: Manager> FindOrQueue<'a, M> {
@@ -47,7 +62,8 @@ impl<'a, M: Manager> FindOrQueue<'a, M> {
             shared,
             mode,
             deadline,
-            waiting: None,
+            since: None,
+            waiter: Waiter::new(),
         }
     }
 }
@@ -55,9 +71,10 @@ impl<'a, M: Manager> FindOrQueue<'a, M> {
 impl<M: Manager> Future for FindOrQueue<'_, M> {
     type Output = Result<Found<M::Object>, PoolError<M::Error>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let shared = self.shared;
-        let Some((key, since)) = self.waiting else {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let shared = *this.shared;
+        let Some(since) = *this.since else {
             let mut state = shared.lock();
             if let Some((entry, below_min_idle)) = state.look_idle(&shared.config) {
                 drop(state);
@@ -66,13 +83,19 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
                 }
                 return Poll::Ready(Ok(Found::Idle(entry)));
             }
-            let may_wait = self.mode == Mode::Wait;
-            let look = state.look_further(may_wait, self.deadline, &shared.config, cx.waker());
+            let may_wait = *this.mode == Mode::Wait;
+            let look = state.look_further(
+                may_wait,
+                *this.deadline,
+                &shared.config,
+                this.waiter.as_mut(),
+                cx.waker(),
+            );
             drop(state);
             return match look {
                 FirstLook::CreateSlot => Poll::Ready(Ok(Found::CreateSlot)),
-                FirstLook::Queued(key) => {
-                    self.waiting = Some((key, Instant::now()));
+                FirstLook::Queued => {
+                    *this.since = Some(Instant::now());
                     Poll::Pending
                 }
                 FirstLook::Closed => Poll::Ready(Err(PoolError::Closed)),
@@ -80,40 +103,40 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
                 FirstLook::TooLate => Poll::Ready(Ok(Found::TooLate)),
             };
         };
-        // A queued waiter is only woken by a grant, so reading the clock for its wait time
-        // before locking is almost never wasted, and keeps the read out of the lock.
-        let waited = Instant::now() - since;
-        let collected =
-            shared.with_state(|state, after| state.collect(key, cx.waker(), waited, after));
-        let Some(collected) = collected else {
-            return Poll::Pending;
+        // A waiter is woken by its grant, so it almost always finds it without the lock;
+        // woken otherwise (a timer, a `select!`), it looks under the lock, which also
+        // remembers the new waker.
+        let grant = match this.waiter.as_mut().try_take() {
+            Some(grant) => grant,
+            None => match shared.lock().poll_grant(this.waiter.as_mut(), cx.waker()) {
+                Some(grant) => grant,
+                None => return Poll::Pending,
+            },
         };
-        let found = match collected {
-            Collected::Object(entry) => Ok(Found::Idle(entry)),
-            Collected::CreateSlot => Ok(Found::CreateSlot),
-            Collected::Closed => Err(PoolError::Closed),
-        };
-        self.waiting = None;
-        Poll::Ready(found)
-    }
-}
-
-impl<M: Manager> Drop for FindOrQueue<'_, M> {
-    #[inline]
-    fn drop(&mut self) {
-        if let Some((key, since)) = self.waiting.take() {
-            self.give_up(key, since);
+        *this.since = None;
+        shared.waited(Instant::now() - since);
+        if shared.is_closed() {
+            shared.with_state(|state, after| state.granted_after_close(grant, after));
+            return Poll::Ready(Err(PoolError::Closed));
         }
+        Poll::Ready(match grant {
+            Grant::Object(entry) => Ok(Found::Idle(entry)),
+            Grant::CreateSlot => Ok(Found::CreateSlot),
+            Grant::Closed => Err(PoolError::Closed),
+        })
     }
 }
 
-impl<M: Manager> FindOrQueue<'_, M> {
-    /// Leaves the queue (cancelled or timed out), passing on anything granted meanwhile.
-    #[cold]
-    fn give_up(&mut self, key: WaiterKey, since: Instant) {
-        // A caller that gave up (timed out, cancelled) waited too.
-        let waited = Instant::now() - since;
-        self.shared
-            .with_state(|state, after| state.give_up(key, waited, after));
+/// Leaves the queue (cancelled or timed out), passing on anything granted meanwhile.
+#[cold]
+fn give_up<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    waiter: Pin<&mut Waiter<M::Object>>,
+    since: Option<Instant>,
+) {
+    // A caller that gave up (timed out, cancelled) waited too.
+    if let Some(since) = since {
+        shared.waited(Instant::now() - since);
     }
+    shared.with_state(|state, after| state.give_up(waiter, after));
 }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::panic::Location;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
@@ -16,27 +17,20 @@ use crate::entry::Entry;
 use crate::error::AddError;
 use crate::leak::LeakReport;
 use crate::metrics::DestroyReason;
-use crate::waiters::{Grant, WaiterKey};
+use crate::waiters::{Grant, Waiter};
 
 /// What a caller's first look found, when no idle object was there for it.
 pub(crate) enum FirstLook {
     /// A slot reserved for this caller to create in.
     CreateSlot,
-    /// Nothing: the caller is queued under this key.
-    Queued(WaiterKey),
+    /// Nothing: the caller's waiter is queued.
+    Queued,
     Closed,
     /// Nothing, and the caller may not queue (`try_get`, or `max_waiting` reached).
     Exhausted,
     /// Nothing can serve the caller before its deadline: no object exists (none idle, lent
     /// or being created) and creates are paused past the deadline.
     TooLate,
-}
-
-/// What a queued caller collected.
-pub(crate) enum Collected<T> {
-    Object(Box<Entry<T>>),
-    CreateSlot,
-    Closed,
 }
 
 /// Why a create made for a caller gave it no object.
@@ -80,13 +74,14 @@ impl<T, E> State<T, E> {
     }
 
     /// A caller's first look, second half, in the same lock when nothing was idle: reserve
-    /// a slot to create in, or queue (when `may_wait`, and `max_waiting` allows), unless
-    /// nothing could serve it before its `deadline`.
+    /// a slot to create in, or queue its `waiter` (when `may_wait`, and `max_waiting`
+    /// allows), unless nothing could serve it before its `deadline`.
     pub(crate) fn look_further(
         &mut self,
         may_wait: bool,
         deadline: Option<Instant>,
         config: &PoolConfig,
+        waiter: Pin<&mut Waiter<T>>,
         waker: &Waker,
     ) -> FirstLook {
         if self.closed {
@@ -110,40 +105,31 @@ impl<T, E> State<T, E> {
             return FirstLook::TooLate;
         }
         self.metrics.waits += 1;
-        FirstLook::Queued(self.waiters.push(waker.clone()))
+        self.waiters.push(waiter, waker.clone());
+        FirstLook::Queued
     }
 
-    /// A queued caller, woken, collects its grant (`None`: not granted yet; `waker` is
-    /// remembered). A grant collected after the pool closed is passed on: closed wins.
-    pub(crate) fn collect(
+    /// A queued caller found no grant without the lock: it collects one granted meanwhile,
+    /// else `waker` is remembered and it waits on (`None`).
+    pub(crate) fn poll_grant(
         &mut self,
-        key: WaiterKey,
+        waiter: Pin<&mut Waiter<T>>,
         waker: &Waker,
-        waited: Duration,
-        after: &mut AfterUnlock<T>,
-    ) -> Option<Collected<T>> {
-        let grant = self.waiters.poll_grant(key, waker)?;
-        self.metrics.wait_time += waited;
-        Some(match grant {
-            Grant::Object(entry) if self.closed => {
-                self.retire(entry.object, DestroyReason::Closed, after);
-                Collected::Closed
-            }
-            Grant::Object(entry) => Collected::Object(entry),
-            Grant::CreateSlot if self.closed => {
-                self.abandon_create(after);
-                Collected::Closed
-            }
-            Grant::CreateSlot => Collected::CreateSlot,
-            Grant::Closed => Collected::Closed,
-        })
+    ) -> Option<Grant<T>> {
+        self.waiters.poll_grant(waiter, waker)
+    }
+
+    /// A queued caller collected `grant` and then saw the pool closed: what it was granted
+    /// goes, and it is told the pool closed.
+    pub(crate) fn granted_after_close(&mut self, grant: Grant<T>, after: &mut AfterUnlock<T>) {
+        debug_assert!(self.closed);
+        self.regrant(grant, after);
     }
 
     /// A queued caller gave up (cancelled or timed out): it leaves the queue, and what it
     /// was granted meanwhile goes to the next.
-    pub(crate) fn give_up(&mut self, key: WaiterKey, waited: Duration, after: &mut AfterUnlock<T>) {
-        self.metrics.wait_time += waited;
-        if let Some(grant) = self.waiters.cancel(key) {
+    pub(crate) fn give_up(&mut self, waiter: Pin<&mut Waiter<T>>, after: &mut AfterUnlock<T>) {
+        if let Some(grant) = self.waiters.remove(waiter) {
             self.regrant(grant, after);
         }
     }
@@ -508,8 +494,8 @@ impl<T, E> State<T, E> {
         while let Some(entry) = self.idle.pop_front() {
             self.retire(entry.object, DestroyReason::Closed, after);
         }
-        while let Some(waiter) = self.waiters.next_in_line() {
-            after.wake(self.waiters.give(waiter, Grant::Closed));
+        while let Some(waiter) = self.waiters.longest() {
+            after.wake(waiter.grant(Grant::Closed));
         }
         after.changed = true;
         after.wake_maintenance = true;
