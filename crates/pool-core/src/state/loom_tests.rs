@@ -1,11 +1,13 @@
 //! Loom model tests of the pool's state transitions under concurrency.
 //!
-//! The engine's shared state is one mutex around [`State`] plus the atomic count of `Pool`
-//! handles whose last decrement closes the pool. These tests drive `State` through the
-//! same event methods the engine calls, one lock section each (a return, a waiter
-//! collecting its grant or giving up, a create settling its slot, a take, the backoff
-//! timer, close), inside a `loom::sync::Mutex`, and loom runs every interleaving of them
-//! with up to three preemptions. After each run they
+//! The engine's shared state is one mutex around [`State`], the waiters' nodes (which a
+//! granter fills under the lock and a woken waiter empties without it, `waiters.rs`), and
+//! the atomic count of `Pool` handles whose last decrement closes the pool. These tests
+//! drive `State` through the same event methods the engine calls, one lock section each (a
+//! return, a waiter giving up or looking for its grant under the lock, a create settling
+//! its slot, a take, the backoff timer, close), inside a `loom::sync::Mutex`, with real
+//! waiter nodes whose atomics and cells are loom's, so the lock-free hand-off of a grant is
+//! checked too; loom runs every interleaving of them with up to three preemptions. After each run they
 //! check the accounting: `in_use` (= `size - idle - creating`) equals what the threads still
 //! hold, and every object is in exactly one place (idle, held, granted to a waiter,
 //! destroyed, or taken), never lost and never in two.
@@ -19,18 +21,21 @@
 //! ```
 
 use std::collections::BTreeSet;
+use std::pin::Pin;
 use std::task::Waker;
-use std::time::Duration;
 
-use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 use tokio::time::Instant;
 
-use super::{AfterUnlock, Collected, FirstLook, State};
+use super::{AfterUnlock, FirstLook, State};
 use crate::config::PoolConfig;
 use crate::entry::Entry;
-use crate::waiters::WaiterKey;
+use crate::waiters::{Grant, Waiter};
+
+/// A waiting caller's node, pinned as its `get` future pins it.
+type TestWaiter = Pin<Box<Waiter<u64>>>;
 
 /// Runs `f` under loom with at most three preemptions per execution (tokio's loom CI uses
 /// two): the four-thread models explore every interleaving within that bound in seconds,
@@ -50,6 +55,8 @@ type TestState = State<u64, ()>;
 struct Shared {
     state: Mutex<TestState>,
     config: PoolConfig,
+    /// `Shared::closed` of the engine: set under the lock by `close`.
+    closed: AtomicBool,
 }
 
 /// What one thread ends up with.
@@ -83,6 +90,7 @@ impl Shared {
         Self {
             state: Mutex::new(State::new(&config)),
             config,
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -117,30 +125,49 @@ impl Shared {
         });
     }
 
-    /// A queued waiter polled once (`FindOrQueue::poll`), then, with nothing granted, giving
-    /// up (`FindOrQueue::drop`); with an object or a created one, either keeping it or
-    /// using it and giving it back.
-    fn wait_once(&self, key: WaiterKey, keep: bool, outcome: &mut Outcome) {
-        let collected = self.locked(outcome, |state, after| {
-            state.collect(key, Waker::noop(), Duration::ZERO, after)
+    /// `Shared::close`.
+    fn close(&self, outcome: &mut Outcome) {
+        self.locked(outcome, |state, after| {
+            self.closed.store(true, Ordering::Release);
+            state.close(after);
         });
-        let entry = match collected {
-            None => {
-                self.locked(outcome, |state, after| {
-                    state.give_up(key, Duration::ZERO, after);
-                });
-                outcome.told = Some(Told::GaveUp);
-                return;
-            }
-            Some(Collected::Closed) => {
+    }
+
+    /// A queued waiter polled once (`FindOrQueue::poll`: its grant taken without the lock,
+    /// else looked for under it), then, with nothing granted, giving up
+    /// (`FindOrQueue::drop`); with an object or a created one, either keeping it or using
+    /// it and giving it back.
+    fn wait_once(&self, mut waiter: TestWaiter, keep: bool, outcome: &mut Outcome) {
+        let grant = match waiter.as_mut().try_take() {
+            Some(grant) => Some(grant),
+            None => self.locked(outcome, |state, _| {
+                state.poll_grant(waiter.as_mut(), Waker::noop())
+            }),
+        };
+        let Some(grant) = grant else {
+            self.locked(outcome, |state, after| {
+                state.give_up(waiter.as_mut(), after)
+            });
+            outcome.told = Some(Told::GaveUp);
+            return;
+        };
+        if self.closed.load(Ordering::Acquire) {
+            self.locked(outcome, |state, after| {
+                state.granted_after_close(grant, after)
+            });
+            outcome.told = Some(Told::Closed);
+            return;
+        }
+        let entry = match grant {
+            Grant::Closed => {
                 outcome.told = Some(Told::Closed);
                 return;
             }
-            Some(Collected::Object(entry)) => {
+            Grant::Object(entry) => {
                 outcome.told = Some(Told::Object(entry.object));
                 entry
             }
-            Some(Collected::CreateSlot) => match self.create_in_slot(outcome) {
+            Grant::CreateSlot => match self.create_in_slot(outcome) {
                 Some(entry) => {
                     outcome.told = Some(Told::CreatedObject(entry.object));
                     entry
@@ -199,7 +226,9 @@ fn check_out(shared: &Shared, n: usize) -> Vec<Box<Entry<u64>>> {
     let mut after = AfterUnlock::new();
     let objects = (0..n)
         .map(|_| {
-            let look = state.look_further(true, None, &shared.config, Waker::noop());
+            let mut waiter = Box::pin(Waiter::new());
+            let look =
+                state.look_further(true, None, &shared.config, waiter.as_mut(), Waker::noop());
             assert!(matches!(look, FirstLook::CreateSlot));
             create(&mut state, &shared.config, &mut after).unwrap()
         })
@@ -209,16 +238,17 @@ fn check_out(shared: &Shared, n: usize) -> Vec<Box<Entry<u64>>> {
 }
 
 /// A caller that finds nothing and queues, as `get` does.
-fn queue_waiter(shared: &Shared) -> WaiterKey {
-    let look = shared
-        .state
-        .lock()
-        .unwrap()
-        .look_further(true, None, &shared.config, Waker::noop());
-    match look {
-        FirstLook::Queued(key) => key,
-        _ => panic!("expected to queue"),
-    }
+fn queue_waiter(shared: &Shared) -> TestWaiter {
+    let mut waiter = Box::pin(Waiter::new());
+    let look = shared.state.lock().unwrap().look_further(
+        true,
+        None,
+        &shared.config,
+        waiter.as_mut(),
+        Waker::noop(),
+    );
+    assert!(matches!(look, FirstLook::Queued), "expected to queue");
+    waiter
 }
 
 /// Every object created is in exactly one place, and `in_use` is what is held or granted.
@@ -253,15 +283,20 @@ fn assert_accounted(shared: &Shared, outcomes: &[Outcome], granted: &[u64]) {
     assert_eq!(destroyed_total, destroyed_here as u64);
 }
 
-/// Takes the grant of a waiter that never ran, for the final accounting.
-fn collect_grant(shared: &Shared, key: WaiterKey) -> Option<u64> {
+/// Takes the grant of a waiter that never ran, for the final accounting (a waiter still
+/// queued leaves the queue, so its node may go).
+fn collect_grant(shared: &Shared, mut waiter: TestWaiter) -> Option<u64> {
     let mut state = shared.state.lock().unwrap();
     let mut after = AfterUnlock::new();
-    match state.collect(key, Waker::noop(), Duration::ZERO, &mut after) {
+    match state.poll_grant(waiter.as_mut(), Waker::noop()) {
         // Back to the state's books as a handed-out object: the caller counts it.
-        Some(Collected::Object(entry)) => Some(entry.object),
-        Some(Collected::CreateSlot) => panic!("a create slot granted with no room"),
-        Some(Collected::Closed) | None => None,
+        Some(Grant::Object(entry)) => Some(entry.object),
+        Some(Grant::CreateSlot) => panic!("a create slot granted with no room"),
+        Some(Grant::Closed) => None,
+        None => {
+            state.give_up(waiter.as_mut(), &mut after);
+            None
+        }
     }
 }
 
@@ -270,18 +305,18 @@ fn loom_a_return_racing_a_waiter_that_gives_up_leaves_the_object_in_one_place() 
     model(|| {
         let shared = Arc::new(Shared::new(1, 4));
         let object = check_out(&shared, 1).pop().unwrap();
-        let (key, next_key) = (queue_waiter(&shared), queue_waiter(&shared));
+        let (first, next) = (queue_waiter(&shared), queue_waiter(&shared));
         let returner = spawn_with(&shared, move |shared, outcome| {
             shared.give_back(object, outcome);
         });
         let waiter = spawn_with(&shared, move |shared, outcome| {
-            shared.wait_once(key, false, outcome);
+            shared.wait_once(first, false, outcome);
         });
         let outcomes = [returner.join().unwrap(), waiter.join().unwrap()];
         // Whatever the order, the object ends with the waiter behind, directly or after
         // the first waiter used it or passed its grant on: never idle beside a waiter,
         // never destroyed, never lost.
-        let granted: Vec<u64> = collect_grant(&shared, next_key).into_iter().collect();
+        let granted: Vec<u64> = collect_grant(&shared, next).into_iter().collect();
         assert_eq!(granted, [1], "the second waiter did not get the object");
         assert_accounted(&shared, &outcomes, &granted);
         let state = shared.state.lock().unwrap();
@@ -295,7 +330,7 @@ fn loom_two_returns_racing_two_waiters_hand_each_object_out_once() {
     model(|| {
         let shared = Arc::new(Shared::new(2, 4));
         let objects = check_out(&shared, 2);
-        let keys = [queue_waiter(&shared), queue_waiter(&shared)];
+        let waiters = [queue_waiter(&shared), queue_waiter(&shared)];
         let mut threads = Vec::new();
         for object in objects {
             let shared = Arc::clone(&shared);
@@ -305,12 +340,12 @@ fn loom_two_returns_racing_two_waiters_hand_each_object_out_once() {
                 outcome
             }));
         }
-        for (n, key) in keys.into_iter().enumerate() {
+        for (n, waiter) in waiters.into_iter().enumerate() {
             let shared = Arc::clone(&shared);
             threads.push(thread::spawn(move || {
                 let mut outcome = Outcome::default();
                 // The first waiter keeps what it gets, the second uses it and gives it back.
-                shared.wait_once(key, n == 0, &mut outcome);
+                shared.wait_once(waiter, n == 0, &mut outcome);
                 outcome
             }));
         }
@@ -327,15 +362,15 @@ fn loom_close_racing_a_return_and_a_waiter_destroys_the_object_exactly_once() {
     model(|| {
         let shared = Arc::new(Shared::new(1, 4));
         let object = check_out(&shared, 1).pop().unwrap();
-        let key = queue_waiter(&shared);
+        let waiter = queue_waiter(&shared);
         let closer = spawn_with(&shared, move |shared, outcome| {
-            shared.locked(outcome, |state, after| state.close(after));
+            shared.close(outcome);
         });
         let returner = spawn_with(&shared, move |shared, outcome| {
             shared.give_back(object, outcome);
         });
         let waiter = spawn_with(&shared, move |shared, outcome| {
-            shared.wait_once(key, false, outcome);
+            shared.wait_once(waiter, false, outcome);
         });
         let outcomes = [
             closer.join().unwrap(),
@@ -365,7 +400,7 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
             .backoff
             .create_failed(Instant::now())
             .unwrap();
-        let key = queue_waiter(&shared);
+        let waiter = queue_waiter(&shared);
         let taker = spawn_with(&shared, move |shared, outcome| {
             shared.take(object, outcome);
         });
@@ -373,7 +408,7 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
             shared.locked(outcome, |state, after| state.backoff_elapsed(delay, after));
         });
         let waiter = spawn_with(&shared, move |shared, outcome| {
-            shared.wait_once(key, true, outcome);
+            shared.wait_once(waiter, true, outcome);
         });
         let outcomes = [
             taker.join().unwrap(),
@@ -390,11 +425,18 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
             told => {
                 assert_eq!(told, Some(Told::GaveUp));
                 assert_eq!(state.size, 0);
-                let newcomer = state.look_further(true, None, &shared.config, Waker::noop());
-                assert!(
-                    matches!(newcomer, FirstLook::CreateSlot),
-                    "the pool stayed paused"
+                let mut newcomer = Box::pin(Waiter::new());
+                let look = state.look_further(
+                    true,
+                    None,
+                    &shared.config,
+                    newcomer.as_mut(),
+                    Waker::noop(),
                 );
+                if !matches!(look, FirstLook::CreateSlot) {
+                    state.give_up(newcomer.as_mut(), &mut AfterUnlock::new());
+                    panic!("the pool stayed paused");
+                }
             }
         }
     });
@@ -405,34 +447,30 @@ fn loom_a_waiter_giving_up_a_granted_slot_passes_it_to_the_next() {
     model(|| {
         let shared = Arc::new(Shared::new(1, 4));
         let object = check_out(&shared, 1).pop().unwrap();
-        let keys = [queue_waiter(&shared), queue_waiter(&shared)];
+        let first = queue_waiter(&shared);
+        let mut second = queue_waiter(&shared);
         let taker = spawn_with(&shared, move |shared, outcome| {
             shared.take(object, outcome);
         });
-        let first = {
-            let shared = Arc::clone(&shared);
-            let key = keys[0];
-            thread::spawn(move || {
-                let mut outcome = Outcome::default();
-                shared.wait_once(key, true, &mut outcome);
-                outcome
-            })
-        };
+        let first = spawn_with(&shared, move |shared, outcome| {
+            shared.wait_once(first, true, outcome);
+        });
         let outcomes = [taker.join().unwrap(), first.join().unwrap()];
         // The second waiter never ran: it holds the slot the first gave up, or nothing if
         // the first created in it.
         let mut state = shared.state.lock().unwrap();
         let mut after = AfterUnlock::new();
-        let second = state.collect(keys[1], Waker::noop(), Duration::ZERO, &mut after);
+        let granted = state.poll_grant(second.as_mut(), Waker::noop());
         match outcomes[1].told {
             Some(Told::CreatedObject(_)) => {
-                assert!(second.is_none());
+                assert!(granted.is_none());
                 assert_eq!((state.size, state.creating), (1, 0));
+                state.give_up(second.as_mut(), &mut after);
             }
             told => {
                 assert_eq!(told, Some(Told::GaveUp));
                 assert!(
-                    matches!(second, Some(Collected::CreateSlot)),
+                    matches!(granted, Some(Grant::CreateSlot)),
                     "the slot was lost"
                 );
                 assert_eq!((state.size, state.creating), (1, 1));
