@@ -72,7 +72,8 @@ const TABLES: &[(&str, &[Group])] = &[
 /// The rows of each get+drop table.
 #[rustfmt::skip]
 const GET_DROP: &[&str] = &["pool-core", "deadpool", "bb8", "semaphore+mutex",
-    "pool-core / deadpool", "pool-core / bb8", "semaphore+mutex / deadpool"];
+    "pool-core / deadpool", "pool-core / bb8", "semaphore+mutex / deadpool",
+    "pool-core / semaphore+mutex"];
 
 /// The rows of each worker in the `subprocess` table.
 #[rustfmt::skip]

@@ -87,6 +87,14 @@ impl<T> Waiter<T> {
         }
     }
 
+    /// Puts a new waiter in `slot` (a `get` makes one only once it has to queue, so the
+    /// common path never builds or drops one) and returns it, pinned in place.
+    pub(crate) fn place(slot: Pin<&mut Option<Self>>) -> Pin<&mut Self> {
+        // SAFETY: the new waiter is written into the pinned place and never moved out of
+        // it; the one it replaces (if any) is dropped in place, as pinning allows.
+        unsafe { Pin::new_unchecked(slot.get_unchecked_mut().insert(Self::new())) }
+    }
+
     /// Whether the waiter is in a queue or holds a grant it has not taken: either way its
     /// owner still has to settle it under the lock. Only the owner moves a waiter into or
     /// out of `IDLE`, so it reads this reliably without the lock.

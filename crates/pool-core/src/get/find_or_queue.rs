@@ -41,16 +41,19 @@ pin_project! {
         deadline: Option<Instant>,
         // Set once queued: when the wait began.
         since: Option<Instant>,
-        // The caller's place in line, linked into the pool's queue while it waits.
+        // The caller's place in line, made when it has to queue, and linked into the pool's
+        // queue while it waits.
         #[pin]
-        waiter: Waiter<M::Object>,
+        waiter: Option<Waiter<M::Object>>,
     }
 
     impl<'a, M: Manager> PinnedDrop for FindOrQueue<'a, M> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if this.waiter.is_waiting() {
-                give_up(this.shared, this.waiter, *this.since);
+            if let Some(waiter) = this.waiter.as_pin_mut() {
+                if waiter.is_waiting() {
+                    give_up(this.shared, waiter, *this.since);
+                }
             }
         }
     }
@@ -63,7 +66,7 @@ impl<'a, M: Manager> FindOrQueue<'a, M> {
             mode,
             deadline,
             since: None,
-            waiter: Waiter::new(),
+            waiter: None,
         }
     }
 }
@@ -74,7 +77,8 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let shared = *this.shared;
-        let Some(since) = *this.since else {
+        let queued = (*this.since).zip(this.waiter.as_mut().as_pin_mut());
+        let Some((since, mut waiter)) = queued else {
             let mut state = shared.lock();
             if let Some((entry, below_min_idle)) = state.look_idle(&shared.config) {
                 drop(state);
@@ -88,7 +92,7 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
                 may_wait,
                 *this.deadline,
                 &shared.config,
-                this.waiter.as_mut(),
+                Waiter::place(this.waiter.as_mut()),
                 cx.waker(),
             );
             drop(state);
@@ -106,9 +110,9 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
         // A waiter is woken by its grant, so it almost always finds it without the lock;
         // woken otherwise (a timer, a `select!`), it looks under the lock, which also
         // remembers the new waker.
-        let grant = match this.waiter.as_mut().try_take() {
+        let grant = match waiter.as_mut().try_take() {
             Some(grant) => grant,
-            None => match shared.lock().poll_grant(this.waiter.as_mut(), cx.waker()) {
+            None => match shared.lock().poll_grant(waiter, cx.waker()) {
                 Some(grant) => grant,
                 None => return Poll::Pending,
             },
