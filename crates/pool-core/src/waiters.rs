@@ -72,6 +72,12 @@ struct Node<T> {
 // `Waker`, a `Grant<T>`) is `Send` when `T` is.
 unsafe impl<T: Send> Send for Waiter<T> {}
 
+// SAFETY: a shared `&Waiter` reaches only the atomic state (`is_waiting`) and, for a queue
+// holding its lock, the node's `queue` field, which nobody writes while the node is
+// queued; everything else takes `Pin<&mut Waiter>` or the queue's `&mut`. So a `get`
+// future stays `Sync`, as it was before its node lived in it.
+unsafe impl<T: Send> Sync for Waiter<T> {}
+
 impl<T> Waiter<T> {
     pub(crate) fn new() -> Self {
         Self {
@@ -87,8 +93,8 @@ impl<T> Waiter<T> {
         }
     }
 
-    /// Puts a new waiter in `slot` (a `get` makes one only once it has to queue, so the
-    /// common path never builds or drops one) and returns it, pinned in place.
+    /// Puts a new waiter in `slot` (a `get` makes one only once it found nothing idle, so
+    /// the common path never builds or drops one) and returns it, pinned in place.
     pub(crate) fn place(slot: Pin<&mut Option<Self>>) -> Pin<&mut Self> {
         // SAFETY: the new waiter is written into the pinned place and never moved out of
         // it; the one it replaces (if any) is dropped in place, as pinning allows.

@@ -41,8 +41,8 @@ pin_project! {
         deadline: Option<Instant>,
         // Set once queued: when the wait began.
         since: Option<Instant>,
-        // The caller's place in line, made when it has to queue, and linked into the pool's
-        // queue while it waits.
+        // The caller's place in line, made once it found nothing idle, and linked into the
+        // pool's queue while it waits.
         #[pin]
         waiter: Option<Waiter<M::Object>>,
     }
@@ -138,9 +138,10 @@ fn give_up<M: Manager>(
     waiter: Pin<&mut Waiter<M::Object>>,
     since: Option<Instant>,
 ) {
+    // Out of the queue first: nothing may stand between a queued node and its unlinking.
+    shared.with_state(|state, after| state.give_up(waiter, after));
     // A caller that gave up (timed out, cancelled) waited too.
     if let Some(since) = since {
         shared.waited(Instant::now() - since);
     }
-    shared.with_state(|state, after| state.give_up(waiter, after));
 }
