@@ -35,7 +35,33 @@ use crate::entry::Entry;
 use crate::waiters::{Grant, Waiter};
 
 /// A waiting caller's node, pinned as its `get` future pins it.
-type TestWaiter = Pin<Box<Waiter<u64>>>;
+struct TestWaiter(Option<Pin<Box<Waiter<u64>>>>);
+
+impl TestWaiter {
+    fn new() -> Self {
+        Self(Some(Box::pin(Waiter::new())))
+    }
+
+    fn node(&mut self) -> Pin<&mut Waiter<u64>> {
+        self.0
+            .as_mut()
+            .expect("the node is there until dropped")
+            .as_mut()
+    }
+}
+
+impl Drop for TestWaiter {
+    /// A model that fails an assertion while this node is still queued unwinds past it:
+    /// dropping a queued node aborts (see `waiters.rs`), which would swallow the failure's
+    /// message, so the node is leaked instead (its memory stays valid for the queue).
+    fn drop(&mut self) {
+        if let Some(node) = self.0.take() {
+            if node.is_waiting() && std::thread::panicking() {
+                std::mem::forget(node);
+            }
+        }
+    }
+}
 
 /// Runs `f` under loom with at most three preemptions per execution (tokio's loom CI uses
 /// two): the four-thread models explore every interleaving within that bound in seconds,
@@ -138,16 +164,14 @@ impl Shared {
     /// (`FindOrQueue::drop`); with an object or a created one, either keeping it or using
     /// it and giving it back.
     fn wait_once(&self, mut waiter: TestWaiter, keep: bool, outcome: &mut Outcome) {
-        let grant = match waiter.as_mut().try_take() {
+        let grant = match waiter.node().try_take() {
             Some(grant) => Some(grant),
             None => self.locked(outcome, |state, _| {
-                state.poll_grant(waiter.as_mut(), Waker::noop())
+                state.poll_grant(waiter.node(), Waker::noop())
             }),
         };
         let Some(grant) = grant else {
-            self.locked(outcome, |state, after| {
-                state.give_up(waiter.as_mut(), after)
-            });
+            self.locked(outcome, |state, after| state.give_up(waiter.node(), after));
             outcome.told = Some(Told::GaveUp);
             return;
         };
@@ -226,9 +250,8 @@ fn check_out(shared: &Shared, n: usize) -> Vec<Box<Entry<u64>>> {
     let mut after = AfterUnlock::new();
     let objects = (0..n)
         .map(|_| {
-            let mut waiter = Box::pin(Waiter::new());
-            let look =
-                state.look_further(true, None, &shared.config, waiter.as_mut(), Waker::noop());
+            let mut waiter = TestWaiter::new();
+            let look = state.look_further(true, None, &shared.config, waiter.node(), Waker::noop());
             assert!(matches!(look, FirstLook::CreateSlot));
             create(&mut state, &shared.config, &mut after).unwrap()
         })
@@ -239,12 +262,12 @@ fn check_out(shared: &Shared, n: usize) -> Vec<Box<Entry<u64>>> {
 
 /// A caller that finds nothing and queues, as `get` does.
 fn queue_waiter(shared: &Shared) -> TestWaiter {
-    let mut waiter = Box::pin(Waiter::new());
+    let mut waiter = TestWaiter::new();
     let look = shared.state.lock().unwrap().look_further(
         true,
         None,
         &shared.config,
-        waiter.as_mut(),
+        waiter.node(),
         Waker::noop(),
     );
     assert!(matches!(look, FirstLook::Queued), "expected to queue");
@@ -288,13 +311,13 @@ fn assert_accounted(shared: &Shared, outcomes: &[Outcome], granted: &[u64]) {
 fn collect_grant(shared: &Shared, mut waiter: TestWaiter) -> Option<u64> {
     let mut state = shared.state.lock().unwrap();
     let mut after = AfterUnlock::new();
-    match state.poll_grant(waiter.as_mut(), Waker::noop()) {
+    match state.poll_grant(waiter.node(), Waker::noop()) {
         // Back to the state's books as a handed-out object: the caller counts it.
         Some(Grant::Object(entry)) => Some(entry.object),
         Some(Grant::CreateSlot) => panic!("a create slot granted with no room"),
         Some(Grant::Closed) => None,
         None => {
-            state.give_up(waiter.as_mut(), &mut after);
+            state.give_up(waiter.node(), &mut after);
             None
         }
     }
@@ -425,16 +448,11 @@ fn loom_a_freed_slot_racing_the_end_of_a_backoff_is_granted_at_most_once() {
             told => {
                 assert_eq!(told, Some(Told::GaveUp));
                 assert_eq!(state.size, 0);
-                let mut newcomer = Box::pin(Waiter::new());
-                let look = state.look_further(
-                    true,
-                    None,
-                    &shared.config,
-                    newcomer.as_mut(),
-                    Waker::noop(),
-                );
+                let mut newcomer = TestWaiter::new();
+                let look =
+                    state.look_further(true, None, &shared.config, newcomer.node(), Waker::noop());
                 if !matches!(look, FirstLook::CreateSlot) {
-                    state.give_up(newcomer.as_mut(), &mut AfterUnlock::new());
+                    state.give_up(newcomer.node(), &mut AfterUnlock::new());
                     panic!("the pool stayed paused");
                 }
             }
@@ -460,12 +478,12 @@ fn loom_a_waiter_giving_up_a_granted_slot_passes_it_to_the_next() {
         // the first created in it.
         let mut state = shared.state.lock().unwrap();
         let mut after = AfterUnlock::new();
-        let granted = state.poll_grant(second.as_mut(), Waker::noop());
+        let granted = state.poll_grant(second.node(), Waker::noop());
         match outcomes[1].told {
             Some(Told::CreatedObject(_)) => {
                 assert!(granted.is_none());
                 assert_eq!((state.size, state.creating), (1, 0));
-                state.give_up(second.as_mut(), &mut after);
+                state.give_up(second.node(), &mut after);
             }
             told => {
                 assert_eq!(told, Some(Told::GaveUp));
