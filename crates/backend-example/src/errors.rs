@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use pool_core::PoolError;
+use pool_core::{ErrorChain, PoolError};
 use subprocess_pool::global::GlobalError;
 use subprocess_pool::protocol::Direction;
 use subprocess_pool::{CallError, CommandError, ProtocolError, RunnerError};
@@ -92,13 +92,13 @@ impl ApiError {
         status: StatusCode,
         kind: &'static str,
         message: &str,
-        error: &dyn std::error::Error,
+        error: &(dyn std::error::Error + 'static),
     ) -> Self {
         Self {
             status,
             kind,
             message: message.to_owned(),
-            detail: Some(describe(error)),
+            detail: Some(ErrorChain(error).to_string()),
         }
     }
 
@@ -131,17 +131,6 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(self);
         response
     }
-}
-
-/// An error's message followed by its sources', for the log.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
-    }
-    message
 }
 
 /// No worker or slot could be had: the service is busy, shutting down, or cannot start

@@ -83,22 +83,6 @@ pub enum PoolError<E> {
     Exhausted,
 }
 
-/// Shows an error with its causes ("outer: cause: root cause"), for the pool's own log
-/// lines: errors keep their causes in `source()`, which `%error` alone would not show.
-pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
-}
-
 /// Why [`Pool::add`](crate::Pool::add) refused an object; the object is handed back.
 ///
 /// # Example

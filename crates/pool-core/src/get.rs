@@ -14,8 +14,8 @@ use tokio::time::Instant;
 use crate::config::PoolConfig;
 use crate::deadline;
 use crate::entry::Entry;
-use crate::error::Chain;
 use crate::error::{PoolError, TimeoutKind};
+use crate::error_chain::ErrorChain;
 use crate::guards::{CreateSlotGuard, Readying};
 use crate::manager::Manager;
 use crate::metrics::DestroyReason;
@@ -200,7 +200,7 @@ impl<M: Manager> Get<'_, M> {
         slot.settled(); // settled below, under the same lock as the outcome
         match &created {
             Some(Err(error)) => {
-                tracing::warn!(target: "pool_core", pool = %shared.name, error = %Chain(error), "create failed")
+                tracing::warn!(target: "pool_core", pool = %shared.name, error = %ErrorChain(error), "create failed")
             }
             None => tracing::warn!(target: "pool_core", pool = %shared.name, "create timed out"),
             Some(Ok(_)) => {}
@@ -341,10 +341,10 @@ fn fail<M: Manager>(
     }
     match &failure {
         Some(error) if reason == DestroyReason::HealthCheckFailed => {
-            tracing::warn!(target: "pool_core", pool = %readying.pool_name(), error = %Chain(error), "health check failed at checkout");
+            tracing::warn!(target: "pool_core", pool = %readying.pool_name(), error = %ErrorChain(error), "health check failed at checkout");
         }
         Some(error) => {
-            tracing::debug!(target: "pool_core", pool = %readying.pool_name(), error = %Chain(error), "recycle failed")
+            tracing::debug!(target: "pool_core", pool = %readying.pool_name(), error = %ErrorChain(error), "recycle failed")
         }
         None => {
             tracing::debug!(target: "pool_core", pool = %readying.pool_name(), ?reason, "hook timed out")

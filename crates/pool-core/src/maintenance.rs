@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::deadline;
 use crate::entry::Entry;
-use crate::error::Chain;
+use crate::error_chain::ErrorChain;
 use crate::guards::Readying;
 use crate::leak;
 use crate::manager::Manager;
@@ -154,7 +154,7 @@ impl<M: Manager> Shared<M> {
             outcome => {
                 match outcome {
                     Some(Ok(Err(error))) => {
-                        tracing::warn!(target: "pool_core", pool = %self.name, error = %Chain(&error), "background health check failed");
+                        tracing::warn!(target: "pool_core", pool = %self.name, error = %ErrorChain(&error), "background health check failed");
                     }
                     Some(Err(_)) => {
                         tracing::warn!(target: "pool_core", pool = %self.name, "background health check timed out");
@@ -206,7 +206,7 @@ impl<M: Manager> RefillSlot<M> {
                 state.refill_created(config, object, now, self.epoch, after);
             }),
             Some(Ok(Err(error))) => {
-                tracing::warn!(target: "pool_core", pool = %shared.name, error = %Chain(&error), "create for min_idle failed");
+                tracing::warn!(target: "pool_core", pool = %shared.name, error = %ErrorChain(&error), "create for min_idle failed");
                 let error = Some(Arc::new(error));
                 shared.with_state(|state, after| state.refill_failed(error, now, after));
             }

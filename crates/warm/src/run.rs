@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use subprocess_pool::pool_core::PoolError;
+use subprocess_pool::pool_core::{ErrorChain, PoolError};
 use subprocess_pool::{CallError, RunnerError, SubprocessPool, WorkerSpec};
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -195,9 +195,9 @@ async fn call<P: JobProtocol>(
             Err(error) if tries < retries && crashed(&error) => tries += 1,
             Err(CallError::Pool(PoolError::Backend(error @ RunnerError::Spawn(_)))) => {
                 cannot_start = true;
-                break Err(chain(&error));
+                break Err(ErrorChain(&error).to_string());
             }
-            Err(error) => break Err(chain(&error)),
+            Err(error) => break Err(ErrorChain(&error).to_string()),
         }
     };
     Done {
@@ -216,18 +216,6 @@ fn crashed(error: &CallError) -> bool {
         error,
         CallError::Worker(RunnerError::Exited { .. } | RunnerError::Killed { .. })
     )
-}
-
-/// An error and its causes, "outer: cause".
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Writes a job's answer: now, or once the jobs before it are written (`keep_order`).

@@ -4,7 +4,9 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use pool_core::{Metrics, Object, Pool, PoolError, ShutdownReport, Status, TimeoutKind};
+use pool_core::{
+    ErrorChain, Metrics, Object, Pool, PoolError, ShutdownReport, Status, TimeoutKind,
+};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
@@ -420,7 +422,7 @@ impl<P: Protocol> Shared<P> {
                 runner: Some(runner),
             };
             if let Err(error) = call.runner().call(ping).await {
-                tracing::warn!(target: "subprocess_pool", pool = %self.counters.name(), pid, error = %chain(&error), "a multiplexed worker failed its health check; it retires");
+                tracing::warn!(target: "subprocess_pool", pool = %self.counters.name(), pid, error = %ErrorChain(&error), "a multiplexed worker failed its health check; it retires");
                 let mut lent = self.lent();
                 if let Some(worker) = lent.workers.iter_mut().find(|w| w.object.pid() == pid) {
                     worker.retiring = true;
@@ -491,18 +493,6 @@ impl<P: Protocol> Drop for Call<'_, P> {
         drop(retired);
         self.shared.changed.notify_waiters();
     }
-}
-
-/// An error and its causes, "outer: cause", for a log line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A start failure again, for each caller that was waiting for the start.
