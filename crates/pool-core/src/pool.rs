@@ -115,12 +115,17 @@ impl<M: Manager> Pool<M> {
         &self,
         caller: &'static Location<'static>,
     ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + '_ {
-        get::get(
-            &self.shared,
-            self.shared.config.wait_timeout,
-            Mode::Wait,
-            caller,
-        )
+        self.get_timeout_at(self.shared.config.wait_timeout, caller)
+    }
+
+    /// `get` with the deadline `timeout` (`None`: none), for a caller located elsewhere
+    /// (a keyed pool's `get`).
+    pub(crate) fn get_timeout_at(
+        &self,
+        timeout: Option<Duration>,
+        caller: &'static Location<'static>,
+    ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
+        get::get(&self.shared, timeout, Mode::Wait, caller)
     }
 
     /// `try_get`, for a caller located elsewhere (`try_get_blocking`).
@@ -259,7 +264,7 @@ impl<M: Manager> Pool<M> {
 
     /// Whether the pool is closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().is_closed()
+        self.shared.is_closed()
     }
 
     /// Closes the pool, waits up to `grace` for checked-out objects to come back and for

@@ -64,8 +64,7 @@ pub(crate) struct Shared<M: Manager> {
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: PoolConfig, name: Arc<str>) -> Self {
         let stamps_last_used = config.tracks_last_used();
-        let mut state = State::new(&config);
-        state.set_name(name.clone());
+        let state = State::new(&config, name.clone());
         Self {
             name,
             state: CachePadded(Mutex::new(state)),

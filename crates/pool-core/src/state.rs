@@ -66,14 +66,10 @@ pub(crate) struct State<T, E> {
 }
 
 impl<T, E> State<T, E> {
-    /// Names the pool in the events logged under the lock.
-    pub(crate) fn set_name(&mut self, name: Arc<str>) {
-        self.name = name;
-    }
-
-    pub(crate) fn new(config: &PoolConfig) -> Self {
+    /// The state of a new pool named `name` (for the events logged under the lock).
+    pub(crate) fn new(config: &PoolConfig, name: Arc<str>) -> Self {
         Self {
-            name: Arc::from("pool"),
+            name,
             idle: VecDeque::new(),
             waiters: WaiterQueue::new(),
             max_size: config.max_size,
@@ -109,10 +105,6 @@ impl<T, E> State<T, E> {
         let mut metrics = self.metrics.clone();
         metrics.destroyed = metrics.destroyed_by.total();
         metrics
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed
     }
 
     /// The eviction epoch, stamped on a create when it starts.
@@ -384,8 +376,9 @@ impl<T, E> State<T, E> {
         }
     }
 
-    /// Passes on a grant its waiter will never collect.
-    fn regrant(&mut self, grant: Grant<T>, after: &mut AfterUnlock<T>) {
+    /// Passes on a grant its waiter will never collect (it gave up, or took the grant
+    /// after the pool closed, when the grant is destroyed or its slot freed).
+    pub(crate) fn regrant(&mut self, grant: Grant<T>, after: &mut AfterUnlock<T>) {
         match grant {
             Grant::Object(entry) => self.put_back(entry, after),
             Grant::CreateSlot => self.abandon_create(after),

@@ -119,14 +119,16 @@ impl<M: Manager> Future for FindOrQueue<'_, M> {
         };
         *this.since = None;
         shared.waited(Instant::now() - since);
-        if shared.is_closed() {
-            shared.with_state(|state, after| state.granted_after_close(grant, after));
-            return Poll::Ready(Err(PoolError::Closed));
-        }
         Poll::Ready(match grant {
+            Grant::Closed => Err(PoolError::Closed),
+            // Closed wins over an object or a slot granted before `close`: passed on (the
+            // object destroyed, the slot freed).
+            grant if shared.is_closed() => {
+                shared.with_state(|state, after| state.regrant(grant, after));
+                Err(PoolError::Closed)
+            }
             Grant::Object(entry) => Ok(Found::Idle(entry)),
             Grant::CreateSlot => Ok(Found::CreateSlot),
-            Grant::Closed => Err(PoolError::Closed),
         })
     }
 }

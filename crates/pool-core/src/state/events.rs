@@ -119,13 +119,6 @@ impl<T, E> State<T, E> {
         self.waiters.poll_grant(waiter, waker)
     }
 
-    /// A queued caller collected `grant` and then saw the pool closed: what it was granted
-    /// goes, and it is told the pool closed.
-    pub(crate) fn granted_after_close(&mut self, grant: Grant<T>, after: &mut AfterUnlock<T>) {
-        debug_assert!(self.closed);
-        self.regrant(grant, after);
-    }
-
     /// A queued caller gave up (cancelled or timed out): it leaves the queue, and what it
     /// was granted meanwhile goes to the next.
     pub(crate) fn give_up(&mut self, waiter: Pin<&mut Waiter<T>>, after: &mut AfterUnlock<T>) {

@@ -114,7 +114,7 @@ impl Shared {
             ..PoolConfig::default()
         };
         Self {
-            state: Mutex::new(State::new(&config)),
+            state: Mutex::new(State::new(&config, "loom".into())),
             config,
             closed: AtomicBool::new(false),
         }
@@ -176,9 +176,7 @@ impl Shared {
             return;
         };
         if self.closed.load(Ordering::Acquire) {
-            self.locked(outcome, |state, after| {
-                state.granted_after_close(grant, after)
-            });
+            self.locked(outcome, |state, after| state.regrant(grant, after));
             outcome.told = Some(Told::Closed);
             return;
         }
@@ -541,7 +539,7 @@ impl Handle {
         let closed = self
             .pool
             .shared
-            .locked(&mut outcome, |state, _| state.is_closed());
+            .locked(&mut outcome, |state, _| state.closed);
         assert!(!closed, "the pool closed while a handle was alive");
     }
 }
