@@ -116,3 +116,41 @@ async fn creates_failures_and_destroys_are_traced_with_their_reason() {
     assert_eq!(paused.len(), 1, "{:?}", capture.lines());
     assert!(paused[0].starts_with("level=DEBUG"), "{paused:?}");
 }
+
+/// Keys are tenants; objects cost nothing.
+struct Tenants;
+
+impl pool_core::KeyedManager for Tenants {
+    type Key = u8;
+    type Object = u8;
+    type Error = std::convert::Infallible;
+
+    async fn create(&self, key: &u8) -> Result<u8, Self::Error> {
+        Ok(*key)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_keyed_leak_report_names_the_users_get_too() {
+    let (capture, _subscriber) = capture_events();
+    let config = pool_core::PoolConfig {
+        leak_threshold: Some(Duration::from_secs(10)),
+        ..pool_core::PoolConfig::default()
+    };
+    let pool = pool_core::KeyedPool::builder(Tenants)
+        .config(config)
+        .build()
+        .unwrap();
+    let line = line!() + 1;
+    let _leaked = pool.get(&7).await.unwrap();
+    let here = format!("{}:{line}", file!());
+    tokio::time::advance(Duration::from_secs(11)).await;
+    settle().await;
+    let reports = capture.matching("possible leak");
+    assert_eq!(reports.len(), 1, "{:?}", capture.lines());
+    assert!(
+        reports[0].contains(&here),
+        "{} does not name {here}",
+        reports[0]
+    );
+}

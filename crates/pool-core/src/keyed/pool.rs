@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -162,21 +164,38 @@ impl<M: KeyedManager> KeyedPool<M> {
     /// when the key has `max_size` out, the next one back. Every guarantee of
     /// [`Pool::get`] holds for the key; `wait_timeout` bounds the whole call, the wait for
     /// a slot among all keys included.
-    pub async fn get(&self, key: &M::Key) -> Result<KeyedObject<M>, PoolError<M::Error>> {
-        let mut getting = self.keyed.enter(key)?;
-        let inner = getting.key_pool.pool.get().await?;
-        getting.served = true;
-        Ok(KeyedObject { inner })
+    #[track_caller]
+    pub fn get<'a>(
+        &'a self,
+        key: &'a M::Key,
+    ) -> impl Future<Output = Result<KeyedObject<M>, PoolError<M::Error>>> + Send + 'a {
+        self.get_within(key, self.keyed.per_key.wait_timeout, Location::caller())
     }
 
     /// [`get`](Self::get) with its own deadline instead of `wait_timeout`.
-    pub async fn get_timeout(
+    #[track_caller]
+    pub fn get_timeout<'a>(
+        &'a self,
+        key: &'a M::Key,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<KeyedObject<M>, PoolError<M::Error>>> + Send + 'a {
+        self.get_within(key, Some(timeout), Location::caller())
+    }
+
+    /// Both `get`s, with the user's call site for leak reports (an `async fn` would
+    /// record its own).
+    async fn get_within(
         &self,
         key: &M::Key,
-        timeout: Duration,
+        timeout: Option<Duration>,
+        caller: &'static Location<'static>,
     ) -> Result<KeyedObject<M>, PoolError<M::Error>> {
         let mut getting = self.keyed.enter(key)?;
-        let inner = getting.key_pool.pool.get_timeout(timeout).await?;
+        let inner = getting
+            .key_pool
+            .pool
+            .get_timeout_at(timeout, caller)
+            .await?;
         getting.served = true;
         Ok(KeyedObject { inner })
     }
