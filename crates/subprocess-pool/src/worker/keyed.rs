@@ -257,7 +257,8 @@ where
     /// Builds the pools (no worker starts until a call needs one); refuses what
     /// [`pool_core::KeyedPoolBuilder::build`] refuses.
     pub fn build(self) -> Result<KeyedSubprocessPool<K, P>, BuildError> {
-        let counters = Arc::new(Counters::default());
+        let name = self.name.unwrap_or_else(|| "workers".to_string());
+        let counters = Arc::new(Counters::named(&name));
         let manager = KeyedRunners {
             spec_for: self.spec_for,
             protocol: self.protocol,
@@ -267,9 +268,7 @@ where
         if let Some(max_total) = self.max_total {
             builder = builder.max_total(max_total);
         }
-        let name = self.name.unwrap_or_else(|| "workers".to_string());
         let pool = builder.name(name).build()?;
-        counters.name_if_unset(pool.name());
         Ok(KeyedSubprocessPool { pool, counters })
     }
 }

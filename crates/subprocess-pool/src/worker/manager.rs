@@ -68,13 +68,14 @@ impl<P: Protocol, S: Session<P>> std::fmt::Debug for RunnerManager<P, S> {
 impl<P: Protocol> RunnerManager<P> {
     /// A manager starting workers as `spec` says, speaking `protocol`, with no session.
     pub fn new(spec: WorkerSpec, protocol: P) -> Self {
+        let counters = Arc::new(Counters::named(&spec.short_program_name()));
         Self {
             spec,
             protocol,
             session: NoSession,
             ping: None,
             handler: None,
-            counters: Arc::default(),
+            counters,
             probation: Mutex::new(None),
         }
     }
@@ -113,6 +114,11 @@ impl<P: Protocol, S: Session<P>> RunnerManager<P, S> {
     ) -> Self {
         self.handler = Some(Arc::new(handler));
         self
+    }
+
+    /// Whether health checks send a ping (without building one).
+    pub(crate) fn has_ping(&self) -> bool {
+        self.ping.is_some()
     }
 
     /// A ping request, if health checks send one.

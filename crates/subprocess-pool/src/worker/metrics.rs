@@ -1,7 +1,7 @@
 //! What a pool's workers did, beyond what `pool_core::Metrics` counts.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::runner::Fate;
 
@@ -40,20 +40,30 @@ pub(crate) struct Counters {
     exited: AtomicU64,
     killed: AtomicU64,
     faulted: AtomicU64,
-    /// The pool's name, for the events its workers log; set once, when the pool is built
-    /// (a runner started without a pool names itself after its program).
-    name: OnceLock<std::sync::Arc<str>>,
+    /// The pool's name, for the events its workers log: the builder sets it (to the
+    /// program's name, then to the one given), before any worker can start.
+    name: Mutex<Arc<str>>,
 }
 
 impl Counters {
-    /// Names the pool, unless it was named already.
-    pub(crate) fn name_if_unset(&self, name: &str) {
-        let _ = self.name.set(name.into());
+    /// Counters of workers that log as `name`.
+    pub(crate) fn named(name: &str) -> Self {
+        let counters = Self::default();
+        counters.set_name(name);
+        counters
     }
 
-    /// The pool's name.
-    pub(crate) fn name(&self) -> &str {
-        self.name.get().map_or("", |name| name)
+    /// Names the pool.
+    pub(crate) fn set_name(&self, name: &str) {
+        *self.name.lock().unwrap_or_else(PoisonError::into_inner) = name.into();
+    }
+
+    /// The pool's name (read when an event is logged).
+    pub(crate) fn name(&self) -> Arc<str> {
+        self.name
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn message(&self, handled: bool) {

@@ -376,10 +376,13 @@ impl<P: Protocol> Shared<P> {
 
     /// Starts the task that pings idle workers, once, if a ping and an interval are set.
     fn start_health_checks(self: &Arc<Self>) {
+        if self.checks_started.is_completed() {
+            return;
+        }
         let Some(interval) = self.health_check_interval else {
             return;
         };
-        if self.pool.manager().0.ping_request().is_none() {
+        if !self.pool.manager().0.has_ping() {
             return;
         }
         self.checks_started.call_once(|| {

@@ -214,6 +214,8 @@ impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
     /// file name, `python3` for `/usr/bin/python3`; the registered name in
     /// [`global`](crate::global)).
     pub fn name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.pool.manager().counters().set_name(&name);
         Self {
             pool: self.pool.name(name),
         }
@@ -278,7 +280,6 @@ impl<P: Protocol, S: Session<P>> SubprocessPoolBuilder<P, S> {
         spec.limit_pool(&mut config);
         let counters = self.pool.manager().counters().clone();
         let pool = self.pool.config(config).build()?;
-        counters.name_if_unset(pool.name());
         Ok(SubprocessPool { pool, counters })
     }
 }

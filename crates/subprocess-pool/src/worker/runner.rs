@@ -117,7 +117,13 @@ impl<P: Protocol> Runner<P> {
     /// it sends are dropped (counted by a pool's metrics when it has one); use
     /// [`spawn_with`](Runner::spawn_with) to handle them.
     pub async fn spawn(spec: &WorkerSpec, protocol: P) -> Result<Self, RunnerError> {
-        Self::start(spec, protocol, None, Arc::default()).await
+        Self::start(
+            spec,
+            protocol,
+            None,
+            Arc::new(Counters::named(&spec.short_program_name())),
+        )
+        .await
     }
 
     /// Like [`spawn`](Runner::spawn), with `handler` called (on the task that reads the
@@ -130,7 +136,8 @@ impl<P: Protocol> Runner<P> {
         protocol: P,
         handler: impl Fn(u32, &P::Message) -> Option<P::Request> + Send + Sync + 'static,
     ) -> Result<Self, RunnerError> {
-        Self::start(spec, protocol, Some(Arc::new(handler)), Arc::default()).await
+        let counters = Arc::new(Counters::named(&spec.short_program_name()));
+        Self::start(spec, protocol, Some(Arc::new(handler)), counters).await
     }
 
     /// Sends one request and waits for its response.

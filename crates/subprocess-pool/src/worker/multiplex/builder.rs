@@ -58,6 +58,8 @@ impl<P: Protocol> MultiplexPoolBuilder<P> {
     /// The pool's name, in every event it and its workers log (default: the program's
     /// file name).
     pub fn name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.pool.manager().0.counters().set_name(&name);
         Self {
             pool: self.pool.name(name),
             ..self
@@ -156,7 +158,6 @@ impl<P: Protocol> MultiplexPoolBuilder<P> {
         config.max_lifetime = max_age;
         config.wait_timeout = None;
         let pool = self.pool.config(config).build()?;
-        counters.name_if_unset(pool.name());
         Ok(MultiplexPool {
             shared: Arc::new(Shared {
                 pool,

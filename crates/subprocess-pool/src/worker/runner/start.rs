@@ -27,7 +27,6 @@ impl<P: Protocol> Runner<P> {
         handler: Option<MessageHandler<P>>,
         counters: Arc<Counters>,
     ) -> Result<Self, RunnerError> {
-        counters.name_if_unset(&spec.short_program_name());
         let spawned = Instant::now();
         let deadline = spawned + spec.startup_timeout;
         let mut child = spec
