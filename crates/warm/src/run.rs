@@ -33,9 +33,9 @@ pub(crate) struct Outcome {
 /// Why a run could not go on at all (not one job's failure).
 pub(crate) struct Fatal(pub(crate) String);
 
-/// A job's result: its place in the input, its number, and its answer or why it failed.
+/// A job's result: its number (its place in the input, from 1), and its answer or why it
+/// failed.
 struct Done {
-    index: u64,
     number: u64,
     answer: Result<Vec<u8>, String>,
     retries: u64,
@@ -61,8 +61,8 @@ pub(crate) async fn run<P: JobProtocol>(args: Args, protocol: P) -> Result<Outco
     let mut stdout = tokio::io::BufWriter::new(tokio::io::stdout());
     let mut in_flight = JoinSet::new();
     let mut waiting_output = BTreeMap::new();
-    let mut next_output = 0u64;
-    let mut next_index = 0u64;
+    // Jobs are numbered from 1 without gaps (`input.rs`), in the order they are read.
+    let mut next_output = 1u64;
     let (mut succeeded, mut failed, mut retried) = (0u64, 0u64, 0u64);
     let mut interrupts = Interrupts::new();
     let mut interrupted = false;
@@ -114,12 +114,10 @@ pub(crate) async fn run<P: JobProtocol>(args: Args, protocol: P) -> Result<Outco
                     reading = false;
                     continue;
                 };
-                let index = next_index;
-                next_index += 1;
                 let (pool, protocol) = (pool.clone(), protocol.clone());
                 let (method, retries) = (method.clone(), args.retries);
                 in_flight.spawn(async move {
-                    call(&pool, &protocol, job, index, &method, retries).await
+                    call(&pool, &protocol, job, &method, retries).await
                 });
             }
         }
@@ -179,7 +177,6 @@ async fn call<P: JobProtocol>(
     pool: &SubprocessPool<P>,
     protocol: &P,
     job: Job,
-    index: u64,
     method: &str,
     retries: u32,
 ) -> Done {
@@ -201,7 +198,6 @@ async fn call<P: JobProtocol>(
         }
     };
     Done {
-        index,
         number: job.number,
         answer,
         retries: u64::from(tries),
@@ -235,7 +231,7 @@ async fn write(
         }
         return Ok(());
     }
-    waiting.insert(done.index, answer);
+    waiting.insert(done.number, answer);
     while let Some(answer) = waiting.remove(next) {
         *next += 1;
         if let Some(answer) = answer {
