@@ -342,12 +342,17 @@ async fn a_missing_program_fails_the_call_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_workers_that_fail_their_ping_retire() {
-    // The ping asks the worker to exit: it fails its first health check.
-    let pool = MultiplexPool::builder(spec(), BazelJson::default().multiplex())
-        .ping(request(&["die", "0"]))
-        .health_check_interval(Duration::from_millis(200))
-        .build()
-        .unwrap();
+    // The ping outlasts `request_timeout`: it fails its first health check, while the
+    // worker itself stays alive and well (a timed-out request is only cancelled), so only
+    // the failed check can retire it.
+    let pool = MultiplexPool::builder(
+        spec().request_timeout(Duration::from_millis(300)),
+        BazelJson::default().multiplex(),
+    )
+    .ping(request(&["sleep", "10000"]))
+    .health_check_interval(Duration::from_millis(200))
+    .build()
+    .unwrap();
     let first = guarded("call", pool.call(request(&["sleep", "1"])))
         .await
         .unwrap();
@@ -381,5 +386,14 @@ async fn idle_workers_that_answer_their_ping_stay() {
         .unwrap();
     assert_eq!(text_and_pid(&second).1, text_and_pid(&first).1);
     assert_eq!(pool.metrics().created, 1);
+    // Pings did reach it: more requests than the three calls of this test.
+    let requests = guarded("call", pool.call(request(&["requests"])))
+        .await
+        .unwrap();
+    let requests: u32 = requests.output.parse().unwrap();
+    assert!(
+        requests > 3,
+        "no ping reached the worker ({requests} requests)"
+    );
     pool.shutdown(Duration::from_secs(2)).await;
 }

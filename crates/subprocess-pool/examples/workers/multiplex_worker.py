@@ -5,6 +5,7 @@ Requests (the arguments):
   sleep MS [TEXT]  answer "TEXT@PID" after MS milliseconds
   die MS           exit with status 3 after MS milliseconds
   cancels          answer how many cancel requests arrived
+  requests         answer how many requests arrived (this one included)
 A cancel request for a running request answers it with wasCancelled at once.
 """
 
@@ -21,6 +22,7 @@ async def main():
     out = sys.stdout.buffer
     running = {}
     cancels = 0
+    requests = 0
     pid = os.getpid()
 
     def answer(message):
@@ -38,6 +40,8 @@ async def main():
             os._exit(3)
         elif command == "cancels":
             answer({"requestId": request_id, "output": str(cancels)})
+        elif command == "requests":
+            answer({"requestId": request_id, "output": str(requests)})
         else:
             answer({"requestId": request_id, "exitCode": 2, "output": f"unknown: {arguments}"})
         running.pop(request_id, None)
@@ -52,6 +56,7 @@ async def main():
                 task.cancel()
                 answer({"requestId": request_id, "wasCancelled": True})
             continue
+        requests += 1
         running[request_id] = asyncio.create_task(run(request_id, request.get("arguments", [])))
 
 
