@@ -7,19 +7,9 @@
 
 use std::time::Instant;
 
+use benches::Ours;
 use criterion::{Criterion, criterion_group, criterion_main};
-use pool_core::{KeyedManager, KeyedPool, Manager, Pool};
-
-struct Plain;
-
-impl Manager for Plain {
-    type Object = u64;
-    type Error = std::convert::Infallible;
-
-    async fn create(&self) -> Result<u64, Self::Error> {
-        Ok(0)
-    }
-}
+use pool_core::{KeyedManager, KeyedPool, Pool};
 
 struct ByKey;
 
@@ -37,7 +27,7 @@ fn get_drop(c: &mut Criterion) {
     let rt = benches::harness::multi_thread_runtime();
     let mut group = c.benchmark_group("keyed/uncontended");
 
-    let plain = Pool::builder(Plain).max_size(8).build().unwrap();
+    let plain = Pool::builder(Ours).max_size(8).build().unwrap();
     let keyed = KeyedPool::builder(ByKey)
         .max_size(8)
         .max_total(8 * 64)
@@ -89,7 +79,7 @@ fn get_drop(c: &mut Criterion) {
     group.finish();
 }
 
-async fn futures_held(pool: &Pool<Plain>) -> Vec<pool_core::Object<Plain>> {
+async fn futures_held(pool: &Pool<Ours>) -> Vec<pool_core::Object<Ours>> {
     let mut held = Vec::new();
     for _ in 0..8 {
         held.push(pool.get().await.unwrap());

@@ -191,9 +191,6 @@ fn read_estimates(dir: &Path, since: SystemTime, numbers: &mut Numbers) -> Resul
     Ok(())
 }
 
-/// A warm pool call against a hand-written raw pipe round trip to the same program, per
-/// repeat: `pipe_cpu/<worker>/<side>` as [`PIPE`] names them, per call.
-///
 /// Where the pipe comparison's processes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Placement {
@@ -287,15 +284,11 @@ async fn measure_pipes(
     for _ in 0..repeats {
         let mut sides = [[Duration::ZERO; 3]; 2];
         for side in (0..batches).flat_map(|n| [n % 2, 1 - n % 2]) {
-            let mut fresh = match kept {
-                Some(_) => None,
-                None => Some(Side::start(&program, side).await?),
-            };
-            let is_fresh = fresh.is_some();
-            let worker = match (&mut kept, &mut fresh) {
-                (Some(both), _) => &mut both[side],
-                (None, Some(one)) => one,
-                (None, None) => unreachable!("one of them is set"),
+            let mut fresh = None;
+            let is_fresh = kept.is_none();
+            let worker = match &mut kept {
+                Some(both) => &mut both[side],
+                None => fresh.insert(Side::start(&program, side).await?),
             };
             if is_fresh {
                 for _ in 0..10 {
