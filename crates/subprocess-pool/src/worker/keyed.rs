@@ -14,7 +14,7 @@ use pool_core::{
 use super::error::RunnerError;
 use super::metrics::{Counters, WorkerMetrics};
 use super::pool::CallError;
-use super::runner::{Fate, Runner};
+use super::runner::Runner;
 use super::spec::WorkerSpec;
 use crate::protocol::Protocol;
 
@@ -127,14 +127,7 @@ where
 
     async fn destroy(&self, _: &K, runner: Runner<P>) {
         let fate = runner.fate();
-        let pid = runner.pid();
-        let killed = runner.stop().await;
-        let fate = if fate == Fate::Stopped && killed {
-            Fate::Killed
-        } else {
-            fate
-        };
-        self.counters.worker_ended(pid, fate);
+        runner.retire(fate, &self.counters).await;
     }
 }
 

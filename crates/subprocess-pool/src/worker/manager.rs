@@ -249,15 +249,7 @@ impl<P: Protocol, S: Session<P>> Manager for RunnerManager<P, S> {
             let _ =
                 tokio::time::timeout(self.spec.kill_grace, self.session.goodbye(&mut runner)).await;
         }
-        let pid = runner.pid();
-        let killed = runner.stop().await;
-        // A worker in good order that would not exit once told to is a kill, not a stop.
-        let fate = if healthy && killed {
-            Fate::Killed
-        } else {
-            fate
-        };
-        self.counters.worker_ended(pid, fate);
+        runner.retire(fate, &self.counters).await;
     }
 }
 

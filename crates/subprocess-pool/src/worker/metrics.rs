@@ -89,7 +89,7 @@ impl Counters {
     }
 
     /// Counts a worker going, by how it went.
-    pub(crate) fn ended(&self, fate: Fate) {
+    fn ended(&self, fate: Fate) {
         let counter = match fate {
             Fate::Exited => &self.exited,
             Fate::Killed => &self.killed,

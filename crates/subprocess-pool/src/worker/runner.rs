@@ -425,6 +425,20 @@ impl<P: Protocol> Runner<P> {
         self.stop().await;
     }
 
+    /// Stops a worker its pool retires and counts (and logs) how it ended, `fate` as seen
+    /// before it was stopped: one in good order that would not exit once told to counts
+    /// as killed.
+    pub(crate) async fn retire(self, fate: Fate, counters: &Counters) {
+        let pid = self.pid;
+        let killed = self.stop().await;
+        let fate = if fate == Fate::Stopped && killed {
+            Fate::Killed
+        } else {
+            fate
+        };
+        counters.worker_ended(pid, fate);
+    }
+
     /// [`shutdown`](Runner::shutdown), saying whether the worker had to be killed (it did
     /// not exit within `kill_grace` of its stdin being closed).
     pub(crate) async fn stop(mut self) -> bool {

@@ -46,7 +46,7 @@ impl<P: Protocol> Manager for MuxManager<P> {
                     fate => fate,
                 };
                 kill_group(shared.pid());
-                self.0.counters().ended(fate);
+                self.0.counters().worker_ended(shared.pid(), fate);
             }
         }
     }
