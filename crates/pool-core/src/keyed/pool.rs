@@ -288,18 +288,20 @@ impl<M: KeyedManager> Keyed<M> {
         if keys.closed {
             return Err(PoolError::Closed);
         }
-        if !keys.pools.contains_key(key) {
-            // A new key: forget those with nothing in them first, so the map holds only
-            // keys in use.
-            keys.forget_empty();
-            let pool = self.new_key_pool(key);
-            let key_pool = KeyPool {
-                pool,
-                getting: AtomicUsize::new(0),
-            };
-            keys.pools.insert(key.clone(), Arc::new(key_pool));
-        }
-        let key_pool = Arc::clone(keys.pools.get(key).expect("present or just added"));
+        let key_pool = match keys.pools.get(key) {
+            Some(key_pool) => Arc::clone(key_pool),
+            None => {
+                // A new key: forget those with nothing in them first, so the map holds
+                // only keys in use.
+                keys.forget_empty();
+                let key_pool = Arc::new(KeyPool {
+                    pool: self.new_key_pool(key),
+                    getting: AtomicUsize::new(0),
+                });
+                keys.pools.insert(key.clone(), Arc::clone(&key_pool));
+                key_pool
+            }
+        };
         key_pool.getting.fetch_add(1, Ordering::SeqCst);
         drop(keys);
         Ok(Getting {
@@ -348,14 +350,21 @@ impl<M: KeyedManager> Keys<M> {
     /// Forgets the keys with no object and nobody getting one, keeping their counters.
     fn forget_empty(&mut self) {
         let forgotten = &mut self.forgotten;
-        self.pools.retain(|_, key| {
-            let empty = key.is_forgettable();
+        self.pools.retain(|_, key_pool| {
+            let empty = key_pool.is_forgettable();
             if empty {
-                forgotten.add(&key.pool.metrics());
-                key.pool.close();
+                key_pool.forget(forgotten);
             }
             !empty
         });
+    }
+}
+
+impl<M: KeyedManager> KeyPool<M> {
+    /// Closes a key's pool taken out of the map, adding its counters to `forgotten`.
+    fn forget(&self, forgotten: &mut Metrics) {
+        forgotten.add(&self.pool.metrics());
+        self.pool.close();
     }
 }
 
@@ -376,17 +385,15 @@ impl<M: KeyedManager> Drop for Getting<'_, M> {
         }
         // Failed or cancelled: the key may be left with nothing in it.
         let mut keys = self.keyed.keys();
-        if self.key_pool.is_forgettable() {
-            let key = keys
-                .pools
-                .iter()
-                .find(|(_, entry)| Arc::ptr_eq(entry, &self.key_pool))
-                .map(|(key, _)| key.clone());
-            if let Some(key) = key {
-                keys.pools.remove(&key);
-                keys.forgotten.add(&self.key_pool.pool.metrics());
-                self.key_pool.pool.close();
-            }
+        let key = &self.key_pool.pool.manager().key;
+        // Still this key's pool in the map (not forgotten and made again meanwhile).
+        let in_map = keys
+            .pools
+            .get(key)
+            .is_some_and(|entry| Arc::ptr_eq(entry, &self.key_pool));
+        if in_map && self.key_pool.is_forgettable() {
+            keys.pools.remove(key);
+            self.key_pool.forget(&mut keys.forgotten);
         }
     }
 }
