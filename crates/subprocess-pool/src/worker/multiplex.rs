@@ -145,6 +145,12 @@ impl<P: Protocol> Lender<P> {
     fn load(&self) -> usize {
         self.calls.max(self.object.load())
     }
+
+    /// [`load`](Self::load) if the worker is usable, with one lock of its link.
+    fn usable_load(&self) -> Option<usize> {
+        let load = self.object.usable_load()?;
+        Some(self.calls.max(load))
+    }
 }
 
 impl<P: Protocol> MultiplexPool<P> {
@@ -314,23 +320,27 @@ impl<P: Protocol> Shared<P> {
         }
         let mut index = 0;
         let mut best: Option<(usize, usize)> = None; // (load, index)
+        // One clock read per look, and only when ages matter.
+        let now = self.max_age.map(|_| Instant::now());
         while index < lent.workers.len() {
             let worker = &mut lent.workers[index];
-            if self
-                .max_age
-                .is_some_and(|age| worker.object.started().elapsed() >= age)
-            {
-                worker.retiring = true;
+            if let Some((age, now)) = self.max_age.zip(now) {
+                if now.saturating_duration_since(worker.object.started()) >= age {
+                    worker.retiring = true;
+                }
             }
-            let usable = worker.object.is_usable();
+            let usable_load = worker.usable_load();
             // Dead ones go once their calls (failed already) have let go.
-            if (!usable || worker.retiring) && worker.calls == 0 {
+            if (usable_load.is_none() || worker.retiring) && worker.calls == 0 {
                 retired.push(lent.workers.swap_remove(index));
                 continue;
             }
-            let load = worker.load();
+            let Some(load) = usable_load else {
+                index += 1;
+                continue;
+            };
             let fewer = best.is_none_or(|(least, _)| load < least);
-            if usable && !worker.retiring && load < self.max_in_flight && fewer {
+            if !worker.retiring && load < self.max_in_flight && fewer {
                 best = Some((load, index));
             }
             index += 1;

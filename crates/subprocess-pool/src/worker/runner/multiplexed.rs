@@ -162,6 +162,13 @@ impl<P: Protocol> MuxRunner<P> {
         state.in_flight.len() + state.abandoned.len()
     }
 
+    /// [`load`](Self::load) if the worker [is usable](Self::is_usable), in one lock.
+    pub(crate) fn usable_load(&self) -> Option<usize> {
+        let state = self.link.lock();
+        let usable = !(state.faulted || state.exited_at.is_some());
+        usable.then(|| state.in_flight.len() + state.abandoned.len())
+    }
+
     /// Whether the worker can take requests: not faulted, not exited.
     pub(crate) fn is_usable(&self) -> bool {
         let state = self.link.lock();
