@@ -172,7 +172,7 @@ impl<P: Protocol> MultiplexPool<P> {
             None => acquire.await,
             Some(deadline) => tokio::time::timeout_at(deadline, acquire)
                 .await
-                .map_err(|_| shared.timed_out())?,
+                .map_err(|_| shared.timed_out(None))?,
         }
         .map_err(|_| PoolError::Closed)?;
         let runner = Shared::pick(shared, deadline).await?;
@@ -250,9 +250,16 @@ impl<P: Protocol> Shared<P> {
         self.lent.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn timed_out(&self) -> PoolError<RunnerError> {
-        let last_error = self
-            .lent()
+    /// The timeout of a caller whose deadline passed, carrying the latest start failure.
+    /// A caller that saw a start fail since `failures_before` (the count when it began)
+    /// timed out waiting for workers that could not start: `TimeoutKind::Create`.
+    fn timed_out(&self, failures_before: Option<u64>) -> PoolError<RunnerError> {
+        let lent = self.lent();
+        let kind = match failures_before {
+            Some(before) if lent.failures > before => TimeoutKind::Create,
+            _ => TimeoutKind::Wait,
+        };
+        let last_error = lent
             .last_failure
             .as_ref()
             .and_then(|failure| match failure {
@@ -260,10 +267,7 @@ impl<P: Protocol> Shared<P> {
                 PoolError::Timeout { last_error, .. } => last_error.clone(),
                 _ => None,
             });
-        PoolError::Timeout {
-            kind: TimeoutKind::Wait,
-            last_error,
-        }
+        PoolError::Timeout { kind, last_error }
     }
 
     /// A worker with room for one more request (counted as in flight on it), started if
@@ -289,14 +293,7 @@ impl<P: Protocol> Shared<P> {
                 None => changed.await,
                 Some(deadline) => {
                     if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                        let failed = self.lent().failures > failures_before;
-                        let mut error = self.timed_out();
-                        if let PoolError::Timeout { kind, .. } = &mut error {
-                            if failed {
-                                *kind = TimeoutKind::Create;
-                            }
-                        }
-                        return Err(error);
+                        return Err(self.timed_out(Some(failures_before)));
                     }
                 }
             }
