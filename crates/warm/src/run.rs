@@ -225,19 +225,25 @@ async fn write(
 ) -> std::io::Result<()> {
     let answer = done.answer.ok();
     if !keep_order {
-        if let Some(answer) = answer {
-            stdout.write_all(&answer).await?;
-            stdout.write_all(&[separator]).await?;
-        }
-        return Ok(());
+        return write_answer(stdout, answer, separator).await;
     }
     waiting.insert(done.number, answer);
     while let Some(answer) = waiting.remove(next) {
         *next += 1;
-        if let Some(answer) = answer {
-            stdout.write_all(&answer).await?;
-            stdout.write_all(&[separator]).await?;
-        }
+        write_answer(stdout, answer, separator).await?;
+    }
+    Ok(())
+}
+
+/// Writes one answer and its separator (nothing for a job that failed).
+async fn write_answer(
+    stdout: &mut (impl AsyncWriteExt + Unpin),
+    answer: Option<Vec<u8>>,
+    separator: u8,
+) -> std::io::Result<()> {
+    if let Some(answer) = answer {
+        stdout.write_all(&answer).await?;
+        stdout.write_all(&[separator]).await?;
     }
     Ok(())
 }
