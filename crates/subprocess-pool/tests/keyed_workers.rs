@@ -73,10 +73,7 @@ async fn three_keys_share_a_cap_smaller_than_their_own_caps_together() {
         "keys took turns by evicting idle workers: {metrics:?}"
     );
     let status = pool.status();
-    assert!(
-        status.idle + status.in_use <= 3 && status.keys <= 3,
-        "{status:?}"
-    );
+    assert!(status.idle + status.in_use <= 3, "{status:?}");
 
     let report = guarded("shutdown", pool.shutdown(Duration::from_secs(5))).await;
     assert!(report.is_clean(), "{report:?}");
