@@ -20,6 +20,13 @@ fn watched_pool() -> support::TestPool {
         .unwrap()
 }
 
+/// The one "possible leak" report logged so far.
+fn the_one_leak_report(capture: &capture::Capture) -> String {
+    let mut reports = capture.matching("possible leak");
+    assert_eq!(reports.len(), 1, "{:?}", capture.lines());
+    reports.remove(0)
+}
+
 #[tokio::test(start_paused = true)]
 async fn leak_report_names_the_file_and_line_of_the_get() {
     let (capture, _subscriber) = capture_events();
@@ -37,14 +44,9 @@ async fn leak_report_names_the_file_and_line_of_the_get() {
 
     tokio::time::advance(Duration::from_secs(2)).await;
     settle().await;
-    let reports = capture.matching("possible leak");
-    assert_eq!(reports.len(), 1, "{:?}", capture.lines());
-    assert!(
-        reports[0].contains(&here),
-        "{} does not name {here}",
-        reports[0]
-    );
-    assert!(reports[0].contains("id=1"), "{}", reports[0]);
+    let report = the_one_leak_report(&capture);
+    assert!(report.contains(&here), "{report} does not name {here}");
+    assert!(report.contains("id=1"), "{report}");
     assert_eq!(pool.metrics().leaks, 1);
 
     tokio::time::advance(Duration::from_secs(60)).await;
@@ -146,11 +148,6 @@ async fn a_keyed_leak_report_names_the_users_get_too() {
     let here = format!("{}:{line}", file!());
     tokio::time::advance(Duration::from_secs(11)).await;
     settle().await;
-    let reports = capture.matching("possible leak");
-    assert_eq!(reports.len(), 1, "{:?}", capture.lines());
-    assert!(
-        reports[0].contains(&here),
-        "{} does not name {here}",
-        reports[0]
-    );
+    let report = the_one_leak_report(&capture);
+    assert!(report.contains(&here), "{report} does not name {here}");
 }
