@@ -4,7 +4,6 @@
 
 mod find_or_queue;
 
-use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,13 +74,10 @@ pub(crate) async fn get<M: Manager>(
     loop {
         get.progress.phase = TimeoutKind::Wait;
         let find = FindOrQueue::new(shared, mode, get.deadline);
-        let found = match get.deadline {
-            None => find.await,
-            Some(deadline) => match timer::bounded(deadline, find).await {
-                Some(found) => found,
-                None => return Err(get.timed_out()),
-            },
-        }?;
+        let found = match timer::bounded(get.deadline, find).await {
+            Some(found) => found?,
+            None => return Err(get.timed_out()),
+        };
         let entry = match found {
             Found::Idle(entry) => entry,
             Found::CreateSlot => return Box::pin(get.create_then_retry()).await,
@@ -245,9 +241,11 @@ impl<M: Manager> Get<'_, M> {
                 .health_check_after
                 .is_some_and(|window| idle_for >= window)
             {
-                let check = shared.manager.health_check(&mut entry.object, &entry.meta);
+                // Boxed: a check (a ping, a query) is rare and slow, and inline it would
+                // grow every `get` future to its size.
+                let check = Box::pin(shared.manager.health_check(&mut entry.object, &entry.meta));
                 let bound = hook_deadline(config, deadline, now);
-                if let Err(failure) = within(bound, check).await {
+                if let Err(failure) = hook_outcome(timer::bounded(bound, check).await) {
                     return fail(
                         &mut readying,
                         failure,
@@ -261,7 +259,8 @@ impl<M: Manager> Get<'_, M> {
             }
         }
         let recycle = shared.manager.recycle(&mut entry.object, &entry.meta);
-        if let Err(failure) = within(hook_deadline(config, deadline, now), recycle).await {
+        let bound = hook_deadline(config, deadline, now);
+        if let Err(failure) = hook_outcome(timer::bounded(bound, recycle).await) {
             return fail(
                 &mut readying,
                 failure,
@@ -309,17 +308,11 @@ enum Ready<M: Manager> {
     DeadlinePassed,
 }
 
-/// Runs a hook until `deadline`; `Err(None)` means it timed out.
-async fn within<E>(
-    deadline: Option<Instant>,
-    hook: impl Future<Output = Result<(), E>>,
-) -> Result<(), Option<E>> {
-    match deadline {
-        None => hook.await.map_err(Some),
-        Some(deadline) => match timer::bounded(deadline, hook).await {
-            Some(result) => result.map_err(Some),
-            None => Err(None),
-        },
+/// What a hook run under [`timer::bounded`] came to; `Err(None)` means it timed out.
+fn hook_outcome<E>(outcome: Option<Result<(), E>>) -> Result<(), Option<E>> {
+    match outcome {
+        Some(result) => result.map_err(Some),
+        None => Err(None),
     }
 }
 
