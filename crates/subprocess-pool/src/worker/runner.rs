@@ -272,31 +272,44 @@ impl<P: Protocol> Runner<P> {
     /// pipe before the registration needs no wait: it is tagged as older than the request,
     /// and a response among it is refused (see `Waiter::sequence`).
     async fn catch_up(&mut self) {
-        let mut deadline = None;
-        loop {
-            let pending = {
-                let state = self.link.lock();
-                if state.faulted || state.exited_at.is_some() {
-                    return;
-                }
-                state.stdout_probe.as_ref().is_some_and(|probe| {
-                    let mut fds = [PollFd::new(probe, PollFlags::IN)];
-                    let now = Timespec {
-                        tv_sec: 0,
-                        tv_nsec: 0,
-                    };
-                    matches!(rustix::event::poll(&mut fds, Some(&now)), Ok(1..))
-                })
+        if self.output_waiting() {
+            // Boxed: rare, and inline its timer and notification would grow every call's
+            // future (and a pool's checkout) by their size.
+            Box::pin(self.wait_for_reader()).await;
+        }
+    }
+
+    /// Whether the worker's stdout holds bytes the reader has not read yet (one `poll`);
+    /// not for a worker already faulted or gone.
+    fn output_waiting(&self) -> bool {
+        let state = self.link.lock();
+        if state.faulted || state.exited_at.is_some() {
+            return false;
+        }
+        state.stdout_probe.as_ref().is_some_and(|probe| {
+            let mut fds = [PollFd::new(probe, PollFlags::IN)];
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
             };
-            if !pending {
-                return;
-            }
-            let deadline = *deadline.get_or_insert_with(|| Instant::now() + CATCH_UP_BOUND);
+            matches!(rustix::event::poll(&mut fds, Some(&now)), Ok(1..))
+        })
+    }
+
+    /// Waits (up to `CATCH_UP_BOUND`) until the reader has read what is waiting.
+    async fn wait_for_reader(&mut self) {
+        let deadline = Instant::now() + CATCH_UP_BOUND;
+        loop {
             let routed = self.link.routed.notified();
             self.link.catching_up.store(true, Ordering::SeqCst);
-            let waited = tokio::time::timeout_at(deadline, routed).await;
+            // Asked again once the reader will wake us: it may have read and routed the
+            // bytes since the first look, and would not have said so.
+            let waited = match self.output_waiting() {
+                true => tokio::time::timeout_at(deadline, routed).await.is_ok(),
+                false => false,
+            };
             self.link.catching_up.store(false, Ordering::SeqCst);
-            if waited.is_err() {
+            if !waited {
                 return;
             }
         }
