@@ -398,6 +398,61 @@ async fn a_request_stuck_writing_to_a_stdin_a_daemon_holds_times_out() {
     drop(daemon);
 }
 
+/// Forks a daemon (a session of its own, so out of the worker's process group) that keeps
+/// the worker's stdout open, writes its pid to the file named by `sys.argv[1]` and sleeps
+/// 30 s; the worker answers its first line, then exits with status 3 on its second.
+const STDOUT_HOLDER: &str = r#"
+import os, sys, time
+pid_file = sys.argv[1]
+if os.fork() == 0:
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 2)
+    with open(pid_file + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(pid_file + ".tmp", pid_file)
+    time.sleep(30)
+    os._exit(0)
+sys.stdout.write(sys.stdin.readline())
+sys.stdout.flush()
+sys.stdin.readline()
+sys.exit(3)
+"#;
+
+#[tokio::test]
+async fn a_worker_that_exits_while_a_daemon_holds_its_stdout_fails_its_call_at_once() {
+    let pid_file = temp_path("hazards-stdout-holder");
+    let _ = std::fs::remove_file(&pid_file);
+    let daemon = KillPidInFile(pid_file.clone());
+    // Longer than the hang guard: only the exit itself can end the call in time.
+    let spec = WorkerSpec::new(python())
+        .args(["-S", "-c", STDOUT_HOLDER, pid_file.to_str().unwrap()])
+        .request_timeout(Duration::from_secs(3600));
+    let mut runner = guarded("spawning", Runner::spawn(&spec, Lines::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        guarded("a call", runner.call("hello".into()))
+            .await
+            .unwrap(),
+        "hello"
+    );
+    eventually("the daemon to hold the worker's stdout", || {
+        read_pid(&pid_file).is_some()
+    })
+    .await;
+    // The pipe stays open after the exit (the daemon holds it): the reader learns of the
+    // exit from the task that reaps the worker, though it has read many times since.
+    let outcome = guarded("a call the worker exits on", runner.call("bye".into())).await;
+    match outcome {
+        Err(RunnerError::Exited { status, .. }) => assert_eq!(status.code(), Some(3)),
+        other => panic!("expected the worker's exit, got {other:?}"),
+    }
+    drop(runner);
+    drop(daemon);
+}
+
 // ----- 8. A worker that lived long and exited idle could start -----
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{Notify, oneshot, watch};
@@ -84,6 +84,8 @@ pub(crate) struct Link<P: Protocol> {
     /// `routed` after each pass of the reader.
     pub(crate) catching_up: AtomicBool,
     pub(crate) routed: Notify,
+    /// Set just before the exit status is published, for the reader to read with no lock.
+    exit_published: AtomicBool,
     /// The exit status, once the worker exited and was reaped.
     exit: watch::Sender<Option<ExitStatus>>,
 }
@@ -109,6 +111,7 @@ impl<P: Protocol> Link<P> {
             registered: AtomicU64::new(0),
             catching_up: AtomicBool::new(false),
             routed: Notify::new(),
+            exit_published: AtomicBool::new(false),
         }
     }
 
@@ -146,7 +149,13 @@ impl<P: Protocol> Link<P> {
 
     pub(crate) fn set_exit(&self, status: ExitStatus) {
         self.lock().exited_at = Some(Instant::now());
+        self.exit_published.store(true, Ordering::SeqCst);
         self.exit.send_replace(Some(status));
+    }
+
+    /// Whether the exit status is published (or about to be).
+    pub(crate) fn exit_published(&self) -> bool {
+        self.exit_published.load(Ordering::SeqCst)
     }
 
     /// Watches the exit status.

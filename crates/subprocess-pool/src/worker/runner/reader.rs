@@ -3,17 +3,20 @@
 //! at once when the worker writes what nobody asked for, breaks the protocol, closes its
 //! stdout or exits.
 
+use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdout};
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::link::Link;
@@ -143,7 +146,12 @@ impl<P: Protocol> Reader<P> {
         // for the outstanding request's deadline: a request sent after the last arming has
         // a deadline after the next firing, so it is never missed, and costs no timer.
         let period = self.request_timeout.unwrap_or(Duration::from_secs(86_400));
-        let mut watchdog = std::pin::pin!(tokio::time::sleep(period));
+        let mut watchdog = pin!(tokio::time::sleep(period));
+        let mut exit_seen = pin!(exited(exit));
+        // Each is polled once to leave this task's waker with it, and then only when it may
+        // be ready: once the exit is published, once the timer has fired. Polled on every
+        // pass, the two cost about as much as the rest of the pass.
+        let (mut exit_polled, mut watchdog_polled) = (false, false);
         loop {
             if let Err(error) = self.route().await {
                 return End::Broken(error);
@@ -157,8 +165,12 @@ impl<P: Protocol> Reader<P> {
                     Ok(_) => self.tag_read(before),
                     Err(error) => return End::Broken(RunnerError::Io(error)),
                 },
-                status = exited(exit) => return End::Exited(status),
-                () = &mut watchdog, if self.request_timeout.is_some() => {
+                status = when_due(exit_seen.as_mut(), &mut exit_polled, |_| self.link.exit_published()) => {
+                    return End::Exited(status);
+                }
+                () = when_due(watchdog.as_mut(), &mut watchdog_polled, Sleep::is_elapsed),
+                    if self.request_timeout.is_some() =>
+                {
                     let now = Instant::now();
                     let (deadline, multiplexed) = {
                         let state = self.link.lock();
@@ -174,6 +186,7 @@ impl<P: Protocol> Reader<P> {
                         Some(deadline) => watchdog.as_mut().reset(deadline),
                         None => watchdog.as_mut().reset(now + period),
                     }
+                    watchdog_polled = false;
                 }
             }
         }
@@ -495,6 +508,25 @@ pub(crate) async fn wait_for_exit<P: Protocol>(
 }
 
 /// The exit status, once published.
+/// Polls `future` the first time it is asked, which leaves the task's waker with it, and
+/// afterwards only when `due` says it may be ready: its wake-up is what makes `due` true.
+/// `polled` outlives this future (a `select!` makes a new one per pass), so a future made
+/// for a later pass does not poll again. The poll runs outside the task's cooperative
+/// budget: one the budget turned away would leave no waker behind.
+fn when_due<'a, F: Future>(
+    mut future: Pin<&'a mut F>,
+    polled: &'a mut bool,
+    due: impl Fn(&F) -> bool + 'a,
+) -> impl Future<Output = F::Output> + 'a {
+    poll_fn(move |cx| {
+        if *polled && !due(future.as_ref().get_ref()) {
+            return Poll::Pending;
+        }
+        *polled = true;
+        pin!(tokio::task::unconstrained(future.as_mut())).poll(cx)
+    })
+}
+
 async fn exited(exit: &mut watch::Receiver<Option<ExitStatus>>) -> ExitStatus {
     match exit.wait_for(Option::is_some).await {
         Ok(status) => status.expect("waited for Some"),
