@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::process::ChildStdin;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::Encoder;
@@ -161,32 +160,30 @@ impl<P: Protocol> Runner<P> {
         &mut self,
         mut request: P::Request,
     ) -> Result<P::Response, RunnerError> {
-        self.usable()?;
+        if self.poisoned {
+            return Err(self.refusal(&mut self.link.lock()));
+        }
         let sequence = self.sent + 1;
         let id = self.protocol.prepare(&mut request, sequence)?;
         self.encode(request)?;
-        let (reply, answer) = oneshot::channel();
         // The reader task enforces the deadline: a timer armed per call would cost more
         // than the rest of the call's overhead together.
         let deadline = self.request_timeout.map(|limit| Instant::now() + limit);
         {
+            // A worker that faulted or exited since it was last used is refused here, in
+            // the lock that registers the request.
             let mut state = self.link.lock();
             if state.faulted || state.exited_at.is_some() {
                 self.poisoned = true;
                 return Err(self.refusal(&mut state));
             }
             state.asked = true;
-            state.waiter = Some(Waiter {
-                id,
-                reply,
-                deadline,
-                sequence,
-            });
+            state.register(Waiter::new(id, deadline, sequence));
             self.link.registered.store(sequence, Ordering::SeqCst);
         }
         self.sent = sequence;
         self.poisoned = true; // until the answer is in
-        let (outcome, written) = self.exchange(answer).await;
+        let (outcome, written) = self.exchange().await;
         // An answer that came before the whole request was written leaves the rest of it
         // in the pipe: the runner stays poisoned.
         if outcome.is_ok() && written {
@@ -279,21 +276,23 @@ impl<P: Protocol> Runner<P> {
         }
     }
 
+    /// Refuses a runner that is no longer usable (see [`usable`](Runner::usable)), and
+    /// otherwise says whether the worker's stdout holds bytes the reader has not read yet
+    /// (one `poll`): both in one lock.
+    fn look(&mut self) -> Result<bool, RunnerError> {
+        let mut state = self.link.lock();
+        if self.poisoned || state.faulted || state.exited_at.is_some() {
+            self.poisoned = true;
+            return Err(self.refusal(&mut state));
+        }
+        Ok(unread_output(&state))
+    }
+
     /// Whether the worker's stdout holds bytes the reader has not read yet (one `poll`);
     /// not for a worker already faulted or gone.
     fn output_waiting(&self) -> bool {
         let state = self.link.lock();
-        if state.faulted || state.exited_at.is_some() {
-            return false;
-        }
-        state.stdout_probe.as_ref().is_some_and(|probe| {
-            let mut fds = [PollFd::new(probe, PollFlags::IN)];
-            let now = Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            matches!(rustix::event::poll(&mut fds, Some(&now)), Ok(1..))
-        })
+        !state.faulted && state.exited_at.is_none() && unread_output(&state)
     }
 
     /// Waits (up to `CATCH_UP_BOUND`) until the reader has read what is waiting.
@@ -326,28 +325,22 @@ impl<P: Protocol> Runner<P> {
     }
 
     async fn write(&mut self) -> io::Result<()> {
-        let mut stdin = self.stdin.lock().await;
-        match stdin.as_mut() {
-            Some(stdin) => stdin.write_all(&self.write_buf).await,
-            None => Err(io::ErrorKind::BrokenPipe.into()),
-        }
+        write_frame(&self.stdin, &self.write_buf).await
     }
 
-    /// Writes the request and awaits its answer; says whether the whole request was
-    /// written.
-    async fn exchange(
-        &mut self,
-        mut answer: oneshot::Receiver<Result<P::Response, RunnerError>>,
-    ) -> (Result<P::Response, RunnerError>, bool) {
+    /// Writes the registered request and awaits its outcome; says whether the whole
+    /// request was written.
+    async fn exchange(&mut self) -> (Result<P::Response, RunnerError>, bool) {
         // The reader may settle the call (a timeout, the worker's death) while the write is
         // stuck: a worker that stopped reading, or a stdin held open by a process that left
-        // its group.
+        // its group. The write goes first: it rarely waits, and then the outcome is asked
+        // for once, not twice.
         let written = tokio::select! {
             biased;
-            settled = &mut answer => {
+            written = write_frame(&self.stdin, &self.write_buf) => written,
+            settled = self.link.outcome() => {
                 return (settled.unwrap_or(Err(RunnerError::Poisoned)), false);
             }
-            written = self.write() => written,
         };
         match written {
             Ok(()) => {}
@@ -355,7 +348,8 @@ impl<P: Protocol> Runner<P> {
             Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {}
             Err(error) => return (Err(RunnerError::Io(error)), false),
         }
-        (answer.await.unwrap_or(Err(RunnerError::Poisoned)), true)
+        let outcome = self.link.outcome().await;
+        (outcome.unwrap_or(Err(RunnerError::Poisoned)), true)
     }
 
     /// Kills a worker whose request ran out of time.
@@ -373,8 +367,11 @@ impl<P: Protocol> Runner<P> {
     pub(crate) async fn check_idle(&mut self) -> Result<(), RunnerError> {
         // Output already in the pipe must retire the worker here, where the pool can hand
         // the caller another, rather than fail the call it is lent for.
-        self.catch_up().await;
-        self.usable()
+        if self.look()? {
+            Box::pin(self.wait_for_reader()).await;
+            return self.usable();
+        }
+        Ok(())
     }
 
     /// The worker's process id (also its process group id).
@@ -538,6 +535,27 @@ impl Fate {
             Fate::Faulted => "faulted",
             Fate::Stopped => "stopped",
         }
+    }
+}
+
+/// Whether the worker's stdout holds bytes its reader has not read yet: one `poll`.
+fn unread_output<P: Protocol>(state: &LinkState<P>) -> bool {
+    state.stdout_probe.as_ref().is_some_and(|probe| {
+        let mut fds = [PollFd::new(probe, PollFlags::IN)];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(rustix::event::poll(&mut fds, Some(&now)), Ok(1..))
+    })
+}
+
+/// Writes one whole frame to a worker's stdin.
+async fn write_frame(stdin: &SharedStdin, frame: &[u8]) -> io::Result<()> {
+    let mut stdin = stdin.lock().await;
+    match stdin.as_mut() {
+        Some(stdin) => stdin.write_all(frame).await,
+        None => Err(io::ErrorKind::BrokenPipe.into()),
     }
 }
 

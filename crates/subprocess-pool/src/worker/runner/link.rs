@@ -2,10 +2,12 @@
 //! request, why the worker can no longer be used, and how it ended.
 
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::os::fd::OwnedFd;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
@@ -14,16 +16,31 @@ use super::Fate;
 use crate::protocol::Protocol;
 use crate::worker::error::RunnerError;
 
-/// Where a response is delivered: the one request a runner has outstanding.
-pub(crate) struct Waiter<P: Protocol> {
+/// The one request a singleplex runner has outstanding. Its outcome is left in
+/// [`LinkState::outcome`] and its caller woken: one slot per runner, reused by every call,
+/// where a channel per call would cost an allocation and its own synchronisation.
+pub(crate) struct Waiter {
     /// The id its response must carry (`None`: the protocol has no ids).
     pub(crate) id: Option<u64>,
-    pub(crate) reply: oneshot::Sender<Result<P::Response, RunnerError>>,
     /// When the request times out (`request_timeout` after it was sent).
     pub(crate) deadline: Option<Instant>,
     /// Its number among the worker's requests (0 for a greeting): a response the reader
     /// took off the pipe before this request was registered cannot answer it.
     pub(crate) sequence: u64,
+    /// The caller's, once it waited for the outcome.
+    pub(crate) waker: Option<Waker>,
+}
+
+impl Waiter {
+    /// A request that nobody waits on yet.
+    pub(crate) fn new(id: Option<u64>, deadline: Option<Instant>, sequence: u64) -> Self {
+        Self {
+            id,
+            deadline,
+            sequence,
+            waker: None,
+        }
+    }
 }
 
 /// Where a multiplexed request's response is delivered.
@@ -32,7 +49,9 @@ pub(crate) type Reply<P> = oneshot::Sender<Result<<P as Protocol>::Response, Run
 /// The state behind the lock.
 pub(crate) struct LinkState<P: Protocol> {
     /// The one request outstanding on a singleplex runner.
-    pub(crate) waiter: Option<Waiter<P>>,
+    pub(crate) waiter: Option<Waiter>,
+    /// How the singleplex request last outstanding ended, until its caller takes it.
+    pub(crate) outcome: Option<Result<P::Response, RunnerError>>,
     /// The requests in flight on a multiplexed runner, by the id their response carries.
     pub(crate) in_flight: HashMap<u64, Reply<P>>,
     /// Multiplexed requests whose callers gave up, by id, with when the worker is killed
@@ -64,6 +83,21 @@ pub(crate) struct LinkState<P: Protocol> {
 }
 
 impl<P: Protocol> LinkState<P> {
+    /// Registers the singleplex request `waiter`, the one outstanding from now on.
+    pub(crate) fn register(&mut self, waiter: Waiter) {
+        self.outcome = None;
+        self.waiter = Some(waiter);
+    }
+
+    /// Ends the singleplex request `waiter` (taken from `self.waiter`) with `outcome`, and
+    /// wakes its caller.
+    pub(crate) fn settle(&mut self, waiter: Waiter, outcome: Result<P::Response, RunnerError>) {
+        self.outcome = Some(outcome);
+        if let Some(waker) = waiter.waker {
+            waker.wake();
+        }
+    }
+
     /// When the watchdog must act next: the singleplex request's deadline, or the earliest
     /// time a multiplexed worker must have answered a request given up on.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
@@ -95,6 +129,7 @@ impl<P: Protocol> Link<P> {
         Self {
             state: Mutex::new(LinkState {
                 waiter: None,
+                outcome: None,
                 in_flight: HashMap::new(),
                 abandoned: HashMap::new(),
                 multiplexed: false,
@@ -138,13 +173,36 @@ impl<P: Protocol> Link<P> {
             let _ = reply.send(Err(error.duplicate()));
         }
         state.abandoned.clear();
-        match state.waiter.take() {
-            Some(waiter) => {
-                let _ = waiter.reply.send(Err(error));
-            }
-            None if first => state.fault = Some(error),
-            None => {}
+        if let Some(waiter) = state.waiter.take() {
+            state.settle(waiter, Err(error));
+        } else if first {
+            state.fault = Some(error);
         }
+    }
+
+    /// The outcome of the singleplex request registered last, once it has one; `None` if
+    /// it has none and nobody is left to give it one (the reader was stopped).
+    pub(crate) fn poll_outcome(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<P::Response, RunnerError>>> {
+        let mut state = self.lock();
+        if let Some(outcome) = state.outcome.take() {
+            return Poll::Ready(Some(outcome));
+        }
+        let Some(waiter) = &mut state.waiter else {
+            return Poll::Ready(None);
+        };
+        match &waiter.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => waiter.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Waits for [`poll_outcome`](Link::poll_outcome).
+    pub(crate) async fn outcome(&self) -> Option<Result<P::Response, RunnerError>> {
+        poll_fn(|cx| self.poll_outcome(cx)).await
     }
 
     pub(crate) fn set_exit(&self, status: ExitStatus) {

@@ -363,7 +363,7 @@ impl<P: Protocol> Reader<P> {
             return Err(error);
         }
         state.answered = true;
-        let _ = waiter.reply.send(Ok(response));
+        state.settle(waiter, Ok(response));
         match responses.next() {
             Some((_, _, extra)) => {
                 drop(state);

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdout};
-use tokio::sync::oneshot;
 use tokio::time::{Duration, Instant};
 
 use super::link::{Link, Waiter};
@@ -87,16 +86,9 @@ impl<P: Protocol> Runner<P> {
             }
         }
         let link = Arc::new(Link::new());
-        let greeting = greets.then(|| {
-            let (reply, greeting) = oneshot::channel();
-            link.lock().waiter = Some(Waiter {
-                id: None,
-                reply,
-                deadline: None,
-                sequence: 0,
-            });
-            greeting
-        });
+        if greets {
+            link.lock().register(Waiter::new(None, None, 0));
+        }
         let stdin: SharedStdin = Arc::new(tokio::sync::Mutex::new(Some(stdin)));
         let reader = Reader {
             link: link.clone(),
@@ -144,11 +136,11 @@ impl<P: Protocol> Runner<P> {
             kill_grace: spec.kill_grace,
             poisoned: false,
         };
-        if let Some(greeting) = greeting {
-            let failure = match tokio::time::timeout_at(deadline, greeting).await {
-                Ok(Ok(Ok(_))) => return Ok(runner),
-                Ok(Ok(Err(error))) => StartFailure::Error("no greeting", error),
-                Ok(Err(_)) => StartFailure::Reason("no greeting: its reader stopped".into()),
+        if greets {
+            let failure = match tokio::time::timeout_at(deadline, runner.link.outcome()).await {
+                Ok(Some(Ok(_))) => return Ok(runner),
+                Ok(Some(Err(error))) => StartFailure::Error("no greeting", error),
+                Ok(None) => StartFailure::Reason("no greeting: its reader stopped".into()),
                 Err(_) => {
                     StartFailure::Reason(format!("no greeting within {:?}", spec.startup_timeout))
                 }
