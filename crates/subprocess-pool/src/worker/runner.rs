@@ -552,7 +552,11 @@ fn unread_output<P: Protocol>(state: &LinkState<P>) -> bool {
 
 /// Writes one whole frame to a worker's stdin.
 async fn write_frame(stdin: &SharedStdin, frame: &[u8]) -> io::Result<()> {
-    let mut stdin = stdin.lock().await;
+    // Nobody else writes, nearly always: taking the lock at once skips its queueing future.
+    let mut stdin = match stdin.try_lock() {
+        Ok(stdin) => stdin,
+        Err(_) => stdin.lock().await,
+    };
     match stdin.as_mut() {
         Some(stdin) => stdin.write_all(frame).await,
         None => Err(io::ErrorKind::BrokenPipe.into()),
