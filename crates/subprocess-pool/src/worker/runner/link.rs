@@ -89,13 +89,16 @@ impl<P: Protocol> LinkState<P> {
         self.waiter = Some(waiter);
     }
 
-    /// Ends the singleplex request `waiter` (taken from `self.waiter`) with `outcome`, and
-    /// wakes its caller.
-    pub(crate) fn settle(&mut self, waiter: Waiter, outcome: Result<P::Response, RunnerError>) {
+    /// Ends the singleplex request `waiter` (taken from `self.waiter`) with `outcome`;
+    /// returns its caller's waker, to wake once the lock is released.
+    #[must_use = "the caller waits until woken"]
+    pub(crate) fn settle(
+        &mut self,
+        waiter: Waiter,
+        outcome: Result<P::Response, RunnerError>,
+    ) -> Option<Waker> {
         self.outcome = Some(outcome);
-        if let Some(waker) = waiter.waker {
-            waker.wake();
-        }
+        waiter.waker
     }
 
     /// When the watchdog must act next: the singleplex request's deadline, or the earliest
@@ -173,10 +176,18 @@ impl<P: Protocol> Link<P> {
             let _ = reply.send(Err(error.duplicate()));
         }
         state.abandoned.clear();
-        if let Some(waiter) = state.waiter.take() {
-            state.settle(waiter, Err(error));
-        } else if first {
-            state.fault = Some(error);
+        let caller = match state.waiter.take() {
+            Some(waiter) => state.settle(waiter, Err(error)),
+            None => {
+                if first {
+                    state.fault = Some(error);
+                }
+                None
+            }
+        };
+        drop(state);
+        if let Some(caller) = caller {
+            caller.wake();
         }
     }
 

@@ -363,10 +363,13 @@ impl<P: Protocol> Reader<P> {
             return Err(error);
         }
         state.answered = true;
-        state.settle(waiter, Ok(response));
+        let caller = state.settle(waiter, Ok(response));
+        drop(state);
+        if let Some(caller) = caller {
+            caller.wake();
+        }
         match responses.next() {
             Some((_, _, extra)) => {
-                drop(state);
                 Err(self.unasked("while no request was outstanding", &extra, None))
             }
             None => Ok(()),
