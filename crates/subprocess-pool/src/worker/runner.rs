@@ -1,7 +1,10 @@
 //! One live worker process.
 
+use std::future::{Future, poll_fn};
 use std::io;
+use std::pin::pin;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use std::sync::Arc;
@@ -333,14 +336,19 @@ impl<P: Protocol> Runner<P> {
     async fn exchange(&mut self) -> (Result<P::Response, RunnerError>, bool) {
         // The reader may settle the call (a timeout, the worker's death) while the write is
         // stuck: a worker that stopped reading, or a stdin held open by a process that left
-        // its group. The write goes first: it rarely waits, and then the outcome is asked
-        // for once, not twice.
-        let written = tokio::select! {
-            biased;
-            written = write_frame(&self.stdin, &self.write_buf) => written,
-            settled = self.link.outcome() => {
-                return (settled.unwrap_or(Err(RunnerError::Poisoned)), false);
-            }
+        // its group. A write that finishes at its first poll (nearly all do) needs no race
+        // with the outcome; one that waits races it, the outcome first, so that an answer
+        // that comes before the whole request is written leaves the runner poisoned.
+        let mut write = pin!(write_frame(&self.stdin, &self.write_buf));
+        let written = match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            Poll::Ready(written) => written,
+            Poll::Pending => tokio::select! {
+                biased;
+                settled = self.link.outcome() => {
+                    return (settled.unwrap_or(Err(RunnerError::Poisoned)), false);
+                }
+                written = &mut write => written,
+            },
         };
         match written {
             Ok(()) => {}

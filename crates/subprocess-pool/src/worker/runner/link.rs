@@ -31,6 +31,17 @@ pub(crate) struct Waiter {
     pub(crate) waker: Option<Waker>,
 }
 
+impl Drop for Waiter {
+    /// A request dropped unsettled (the reader stopped half-way, a panic in the protocol's
+    /// code) wakes its caller, who then finds no outcome and no request: the call fails
+    /// instead of waiting for ever.
+    fn drop(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
 impl Waiter {
     /// A request that nobody waits on yet.
     pub(crate) fn new(id: Option<u64>, deadline: Option<Instant>, sequence: u64) -> Self {
@@ -94,11 +105,11 @@ impl<P: Protocol> LinkState<P> {
     #[must_use = "the caller waits until woken"]
     pub(crate) fn settle(
         &mut self,
-        waiter: Waiter,
+        mut waiter: Waiter,
         outcome: Result<P::Response, RunnerError>,
     ) -> Option<Waker> {
         self.outcome = Some(outcome);
-        waiter.waker
+        waiter.waker.take()
     }
 
     /// When the watchdog must act next: the singleplex request's deadline, or the earliest
@@ -191,8 +202,9 @@ impl<P: Protocol> Link<P> {
         }
     }
 
-    /// The outcome of the singleplex request registered last, once it has one; `None` if
-    /// it has none and nobody is left to give it one (the reader was stopped).
+    /// The outcome of the singleplex request registered last, once it has one. A request
+    /// dropped unsettled (the reader stopped half-way) ends with the fault that stopped
+    /// the reader, if it left one, else `None`.
     pub(crate) fn poll_outcome(
         &self,
         cx: &mut Context<'_>,
@@ -202,7 +214,7 @@ impl<P: Protocol> Link<P> {
             return Poll::Ready(Some(outcome));
         }
         let Some(waiter) = &mut state.waiter else {
-            return Poll::Ready(None);
+            return Poll::Ready(state.fault.take().map(Err));
         };
         match &waiter.waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
@@ -218,6 +230,8 @@ impl<P: Protocol> Link<P> {
 
     pub(crate) fn set_exit(&self, status: ExitStatus) {
         self.lock().exited_at = Some(Instant::now());
+        // Before the send: the reader polls its exit watch again only once this is set,
+        // so it must be set by the time the send wakes the reader.
         self.exit_published.store(true, Ordering::SeqCst);
         self.exit.send_replace(Some(status));
     }

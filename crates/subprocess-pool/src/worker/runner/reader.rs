@@ -148,9 +148,10 @@ impl<P: Protocol> Reader<P> {
         let period = self.request_timeout.unwrap_or(Duration::from_secs(86_400));
         let mut watchdog = pin!(tokio::time::sleep(period));
         let mut exit_seen = pin!(exited(exit));
-        // Each is polled once to leave this task's waker with it, and then only when it may
-        // be ready: once the exit is published, once the timer has fired. Polled on every
-        // pass, the two cost about as much as the rest of the pass.
+        // Each is polled to leave this task's waker with it (the timer again after each
+        // re-arm), and otherwise only when it may be ready: once the exit is published,
+        // once the timer has fired. Polled on every pass, the two cost about as much as
+        // the rest of the pass.
         let (mut exit_polled, mut watchdog_polled) = (false, false);
         loop {
             if let Err(error) = self.route().await {
@@ -186,6 +187,7 @@ impl<P: Protocol> Reader<P> {
                         Some(deadline) => watchdog.as_mut().reset(deadline),
                         None => watchdog.as_mut().reset(now + period),
                     }
+                    // A timer re-armed after it fired must be polled to hold a waker again.
                     watchdog_polled = false;
                 }
             }
@@ -510,12 +512,14 @@ pub(crate) async fn wait_for_exit<P: Protocol>(
     kill_group(pid);
 }
 
-/// The exit status, once published.
 /// Polls `future` the first time it is asked, which leaves the task's waker with it, and
-/// afterwards only when `due` says it may be ready: its wake-up is what makes `due` true.
-/// `polled` outlives this future (a `select!` makes a new one per pass), so a future made
-/// for a later pass does not poll again. The poll runs outside the task's cooperative
-/// budget: one the budget turned away would leave no waker behind.
+/// afterwards only when `due` says it may be ready. `due` must already hold when that
+/// waker is woken: the exit flag is set before the watch sends, and a timer is marked
+/// elapsed before its waker is taken. `polled` outlives this future (a `select!` makes a
+/// new one per pass), so a future made for a later pass does not poll again. The poll runs
+/// outside the task's cooperative budget: one the budget turned away would leave no waker
+/// behind. (Under `tokio_unstable` task dumps, a traced first poll may also return before
+/// registering; this crate does not build with those.)
 fn when_due<'a, F: Future>(
     mut future: Pin<&'a mut F>,
     polled: &'a mut bool,
@@ -530,6 +534,7 @@ fn when_due<'a, F: Future>(
     })
 }
 
+/// The exit status, once published.
 async fn exited(exit: &mut watch::Receiver<Option<ExitStatus>>) -> ExitStatus {
     match exit.wait_for(Option::is_some).await {
         Ok(status) => status.expect("waited for Some"),
