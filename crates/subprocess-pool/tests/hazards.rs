@@ -349,24 +349,50 @@ impl Drop for KillPidInFile {
     }
 }
 
-/// Forks a daemon (a session of its own, so out of the worker's process group) that keeps
-/// the worker's stdin open, writes its pid to the file named by `sys.argv[1]` and sleeps
-/// 30 s; the worker itself sleeps without ever reading its stdin.
-const STDIN_HOLDER: &str = r#"
+/// A python program that first forks a daemon (a session of its own, so out of the
+/// worker's process group) that keeps the worker's standard stream `fd` open, sends its
+/// other two to /dev/null, writes its pid to the file named by `sys.argv[1]` and sleeps
+/// 30 s; the worker then runs `worker`.
+fn with_daemon_holding(fd: u8, worker: &str) -> String {
+    let others: String = (0..3)
+        .filter(|&other| other != fd)
+        .map(|other| format!("    os.dup2(null, {other})\n"))
+        .collect();
+    format!(
+        r#"
 import os, sys, time
 pid_file = sys.argv[1]
 if os.fork() == 0:
     os.setsid()
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
-    with open(pid_file + ".tmp", "w") as f:
+    null = os.open(os.devnull, os.O_RDWR)
+{others}    with open(pid_file + ".tmp", "w") as f:
         f.write(str(os.getpid()))
     os.rename(pid_file + ".tmp", pid_file)
     time.sleep(30)
     os._exit(0)
-time.sleep(1000)
-"#;
+{worker}"#
+    )
+}
+
+/// A worker whose stdin a daemon holds ([`with_daemon_holding`] 0): it sleeps without
+/// ever reading it.
+const SLEEPS: &str = "time.sleep(1000)\n";
+
+/// A worker whose stdout a daemon holds ([`with_daemon_holding`] 1): it answers its first
+/// line, then exits with status 3 on its second.
+const ANSWERS_ONCE_THEN_EXITS: &str = "\
+sys.stdout.write(sys.stdin.readline())
+sys.stdout.flush()
+sys.stdin.readline()
+sys.exit(3)
+";
+
+/// A worker whose stderr a daemon holds ([`with_daemon_holding`] 2): it echoes lines.
+const ECHOES: &str = "\
+for line in sys.stdin:
+    sys.stdout.write(line)
+    sys.stdout.flush()
+";
 
 #[tokio::test]
 async fn a_request_stuck_writing_to_a_stdin_a_daemon_holds_times_out() {
@@ -375,7 +401,12 @@ async fn a_request_stuck_writing_to_a_stdin_a_daemon_holds_times_out() {
     let daemon = KillPidInFile(pid_file.clone());
     let limit = Duration::from_secs(1);
     let spec = WorkerSpec::new(python())
-        .args(["-S", "-c", STDIN_HOLDER, pid_file.to_str().unwrap()])
+        .args([
+            "-S",
+            "-c",
+            &with_daemon_holding(0, SLEEPS),
+            pid_file.to_str().unwrap(),
+        ])
         .request_timeout(limit);
     let mut runner = guarded(
         "spawning",
@@ -398,28 +429,6 @@ async fn a_request_stuck_writing_to_a_stdin_a_daemon_holds_times_out() {
     drop(daemon);
 }
 
-/// Forks a daemon (a session of its own, so out of the worker's process group) that keeps
-/// the worker's stdout open, writes its pid to the file named by `sys.argv[1]` and sleeps
-/// 30 s; the worker answers its first line, then exits with status 3 on its second.
-const STDOUT_HOLDER: &str = r#"
-import os, sys, time
-pid_file = sys.argv[1]
-if os.fork() == 0:
-    os.setsid()
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(null, 2)
-    with open(pid_file + ".tmp", "w") as f:
-        f.write(str(os.getpid()))
-    os.rename(pid_file + ".tmp", pid_file)
-    time.sleep(30)
-    os._exit(0)
-sys.stdout.write(sys.stdin.readline())
-sys.stdout.flush()
-sys.stdin.readline()
-sys.exit(3)
-"#;
-
 #[tokio::test]
 async fn a_worker_that_exits_while_a_daemon_holds_its_stdout_fails_its_call_at_once() {
     let pid_file = temp_path("hazards-stdout-holder");
@@ -427,7 +436,12 @@ async fn a_worker_that_exits_while_a_daemon_holds_its_stdout_fails_its_call_at_o
     let daemon = KillPidInFile(pid_file.clone());
     // Longer than the hang guard: only the exit itself can end the call in time.
     let spec = WorkerSpec::new(python())
-        .args(["-S", "-c", STDOUT_HOLDER, pid_file.to_str().unwrap()])
+        .args([
+            "-S",
+            "-c",
+            &with_daemon_holding(1, ANSWERS_ONCE_THEN_EXITS),
+            pid_file.to_str().unwrap(),
+        ])
         .request_timeout(Duration::from_secs(3600));
     let mut runner = guarded("spawning", Runner::spawn(&spec, Lines::default()))
         .await
@@ -605,26 +619,6 @@ async fn a_line_read_while_a_slow_handler_runs_never_answers_the_next_request() 
 
 // ----- The stderr reader stops with its worker -----
 
-/// Forks a daemon (a session of its own) that keeps the worker's stderr open, writes its
-/// pid to the file named by `sys.argv[1]` and sleeps 30 s; the worker echoes lines.
-const STDERR_HOLDER: &str = r#"
-import os, sys, time
-pid_file = sys.argv[1]
-if os.fork() == 0:
-    os.setsid()
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(null, 1)
-    with open(pid_file + ".tmp", "w") as f:
-        f.write(str(os.getpid()))
-    os.rename(pid_file + ".tmp", pid_file)
-    time.sleep(30)
-    os._exit(0)
-for line in sys.stdin:
-    sys.stdout.write(line)
-    sys.stdout.flush()
-"#;
-
 /// Whether this process still has a file descriptor on `target` (a `pipe:[inode]`).
 fn holds(target: &Path) -> bool {
     std::fs::read_dir("/proc/self/fd")
@@ -638,8 +632,12 @@ async fn the_stderr_reader_stops_with_its_worker_though_a_daemon_holds_the_pipe(
     let pid_file = temp_path("hazards-stderr-holder");
     let _ = std::fs::remove_file(&pid_file);
     let daemon = KillPidInFile(pid_file.clone());
-    let spec =
-        WorkerSpec::new(python()).args(["-S", "-c", STDERR_HOLDER, pid_file.to_str().unwrap()]);
+    let spec = WorkerSpec::new(python()).args([
+        "-S",
+        "-c",
+        &with_daemon_holding(2, ECHOES),
+        pid_file.to_str().unwrap(),
+    ]);
     let mut runner = guarded("spawning", Runner::spawn(&spec, Lines::default()))
         .await
         .unwrap();
