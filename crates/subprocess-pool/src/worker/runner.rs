@@ -164,7 +164,7 @@ impl<P: Protocol> Runner<P> {
         mut request: P::Request,
     ) -> Result<P::Response, RunnerError> {
         if self.poisoned {
-            return Err(self.refusal(&mut self.link.lock()));
+            return Err(self.link.refusal(&mut self.link.lock()));
         }
         let sequence = self.sent + 1;
         let id = self.protocol.prepare(&mut request, sequence)?;
@@ -176,10 +176,7 @@ impl<P: Protocol> Runner<P> {
             // A worker that faulted or exited since it was last used is refused here, in
             // the lock that registers the request.
             let mut state = self.link.lock();
-            if state.faulted || state.exited_at.is_some() {
-                self.poisoned = true;
-                return Err(self.refusal(&mut state));
-            }
+            refuse_unusable(&mut self.poisoned, &self.link, &mut state)?;
             state.asked = true;
             state.register(Waiter::new(id, deadline, sequence));
             self.link.registered.store(sequence, Ordering::SeqCst);
@@ -215,9 +212,10 @@ impl<P: Protocol> Runner<P> {
         self.encode(request)?;
         self.link.lock().asked = true;
         self.poisoned = true; // until the whole frame is written
+        let write = write_frame(&self.stdin, &self.write_buf);
         let written = match self.request_timeout {
-            None => self.write().await,
-            Some(limit) => match tokio::time::timeout(limit, self.write()).await {
+            None => write.await,
+            Some(limit) => match tokio::time::timeout(limit, write).await {
                 Ok(written) => written,
                 Err(_) => return Err(self.timed_out(limit).await),
             },
@@ -240,28 +238,7 @@ impl<P: Protocol> Runner<P> {
     /// reported yet.
     fn usable(&mut self) -> Result<(), RunnerError> {
         let mut state = self.link.lock();
-        if self.poisoned || state.faulted || state.exited_at.is_some() {
-            self.poisoned = true;
-            return Err(self.refusal(&mut state));
-        }
-        Ok(())
-    }
-
-    /// Why a runner that is no longer usable refuses: the fault not yet reported, else its
-    /// exit (seen a moment ago; the reader is still collecting its last words), else
-    /// `Poisoned`.
-    fn refusal(&self, state: &mut LinkState<P>) -> RunnerError {
-        if let Some(fault) = state.fault.take() {
-            return fault;
-        }
-        match self.link.exit_status() {
-            Some(status) if !state.faulted => RunnerError::Exited {
-                status,
-                stderr: String::new(),
-                output: String::new(),
-            },
-            _ => RunnerError::Poisoned,
-        }
+        refuse_unusable(&mut self.poisoned, &self.link, &mut state)
     }
 
     /// Lets the reader task deal with what the worker wrote before this request. Output
@@ -284,10 +261,7 @@ impl<P: Protocol> Runner<P> {
     /// (one `poll`): both in one lock.
     fn look(&mut self) -> Result<bool, RunnerError> {
         let mut state = self.link.lock();
-        if self.poisoned || state.faulted || state.exited_at.is_some() {
-            self.poisoned = true;
-            return Err(self.refusal(&mut state));
-        }
+        refuse_unusable(&mut self.poisoned, &self.link, &mut state)?;
         Ok(unread_output(&state))
     }
 
@@ -325,10 +299,6 @@ impl<P: Protocol> Runner<P> {
                 self.write_buf.clear();
                 error.into()
             })
-    }
-
-    async fn write(&mut self) -> io::Result<()> {
-        write_frame(&self.stdin, &self.write_buf).await
     }
 
     /// Writes the registered request and awaits its outcome; says whether the whole
@@ -544,6 +514,21 @@ impl Fate {
             Fate::Stopped => "stopped",
         }
     }
+}
+
+/// Refuses (and marks `poisoned`) a runner that is poisoned, faulted or exited, with the
+/// reason if it was not reported yet. Takes the state its caller locked, so that the check
+/// and what the caller does next are one lock section.
+fn refuse_unusable<P: Protocol>(
+    poisoned: &mut bool,
+    link: &Link<P>,
+    state: &mut LinkState<P>,
+) -> Result<(), RunnerError> {
+    if *poisoned || state.faulted || state.exited_at.is_some() {
+        *poisoned = true;
+        return Err(link.refusal(state));
+    }
+    Ok(())
 }
 
 /// Whether the worker's stdout holds bytes its reader has not read yet: one `poll`.

@@ -202,6 +202,23 @@ impl<P: Protocol> Link<P> {
         }
     }
 
+    /// Why a runner that is no longer usable refuses: the fault not yet reported, else its
+    /// exit (seen a moment ago; the reader is still collecting its last words), else
+    /// `Poisoned`.
+    pub(crate) fn refusal(&self, state: &mut LinkState<P>) -> RunnerError {
+        if let Some(fault) = state.fault.take() {
+            return fault;
+        }
+        match self.exit_status() {
+            Some(status) if !state.faulted => RunnerError::Exited {
+                status,
+                stderr: String::new(),
+                output: String::new(),
+            },
+            _ => RunnerError::Poisoned,
+        }
+    }
+
     /// The outcome of the singleplex request registered last, once it has one. A request
     /// dropped unsettled (the reader stopped half-way) ends with the fault that stopped
     /// the reader, if it left one, else `None`.

@@ -84,8 +84,7 @@ impl<P: Protocol> MuxRunner<P> {
         {
             let mut state = self.link.lock();
             if state.faulted || state.exited_at.is_some() {
-                let runner = self.runner.lock().unwrap_or_else(PoisonError::into_inner);
-                return Err(runner.refusal(&mut state));
+                return Err(self.link.refusal(&mut state));
             }
             if state.in_flight.contains_key(&id) || state.abandoned.contains_key(&id) {
                 return Err(ProtocolError::InvalidRequest(format!(
