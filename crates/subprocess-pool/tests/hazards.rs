@@ -374,6 +374,28 @@ if os.fork() == 0:
     )
 }
 
+/// A runner of the python `worker` beside a daemon that holds its standard stream `fd`
+/// (see [`with_daemon_holding`]), with `limits` applied to its spec and spoken to with
+/// `protocol`, returned once the daemon has written its pid; the guard kills the daemon.
+async fn beside_a_daemon(
+    fd: u8,
+    worker: &str,
+    limits: impl FnOnce(WorkerSpec) -> WorkerSpec,
+    protocol: Lines,
+) -> (Runner<Lines>, KillPidInFile) {
+    let pid_file = temp_path(&format!("hazards-fd{fd}-holder"));
+    let _ = std::fs::remove_file(&pid_file);
+    let daemon = KillPidInFile(pid_file.clone());
+    let script = with_daemon_holding(fd, worker);
+    let spec =
+        limits(WorkerSpec::new(python()).args(["-S", "-c", &script, pid_file.to_str().unwrap()]));
+    let runner = guarded("spawning", Runner::spawn(&spec, protocol))
+        .await
+        .unwrap();
+    eventually("the daemon to start", || read_pid(&pid_file).is_some()).await;
+    (runner, daemon)
+}
+
 /// A worker whose stdin a daemon holds ([`with_daemon_holding`] 0): it sleeps without
 /// ever reading it.
 const SLEEPS: &str = "time.sleep(1000)\n";
@@ -396,27 +418,13 @@ for line in sys.stdin:
 
 #[tokio::test]
 async fn a_request_stuck_writing_to_a_stdin_a_daemon_holds_times_out() {
-    let pid_file = temp_path("hazards-stdin-holder");
-    let _ = std::fs::remove_file(&pid_file);
-    let daemon = KillPidInFile(pid_file.clone());
     let limit = Duration::from_secs(1);
-    let spec = WorkerSpec::new(python())
-        .args([
-            "-S",
-            "-c",
-            &with_daemon_holding(0, SLEEPS),
-            pid_file.to_str().unwrap(),
-        ])
-        .request_timeout(limit);
-    let mut runner = guarded(
-        "spawning",
-        Runner::spawn(&spec, Lines::with_max_length(2 << 20)),
+    let (mut runner, daemon) = beside_a_daemon(
+        0,
+        SLEEPS,
+        |spec| spec.request_timeout(limit),
+        Lines::with_max_length(2 << 20),
     )
-    .await
-    .unwrap();
-    eventually("the daemon to hold the worker's stdin", || {
-        read_pid(&pid_file).is_some()
-    })
     .await;
     // Far more than a pipe holds: the write cannot finish while nobody reads. Killing the
     // worker at the timeout does not close the pipe either: the daemon holds it.
@@ -431,31 +439,20 @@ async fn a_request_stuck_writing_to_a_stdin_a_daemon_holds_times_out() {
 
 #[tokio::test]
 async fn a_worker_that_exits_while_a_daemon_holds_its_stdout_fails_its_call_at_once() {
-    let pid_file = temp_path("hazards-stdout-holder");
-    let _ = std::fs::remove_file(&pid_file);
-    let daemon = KillPidInFile(pid_file.clone());
     // Longer than the hang guard: only the exit itself can end the call in time.
-    let spec = WorkerSpec::new(python())
-        .args([
-            "-S",
-            "-c",
-            &with_daemon_holding(1, ANSWERS_ONCE_THEN_EXITS),
-            pid_file.to_str().unwrap(),
-        ])
-        .request_timeout(Duration::from_secs(3600));
-    let mut runner = guarded("spawning", Runner::spawn(&spec, Lines::default()))
-        .await
-        .unwrap();
+    let (mut runner, daemon) = beside_a_daemon(
+        1,
+        ANSWERS_ONCE_THEN_EXITS,
+        |spec| spec.request_timeout(Duration::from_secs(3600)),
+        Lines::default(),
+    )
+    .await;
     assert_eq!(
         guarded("a call", runner.call("hello".into()))
             .await
             .unwrap(),
         "hello"
     );
-    eventually("the daemon to hold the worker's stdout", || {
-        read_pid(&pid_file).is_some()
-    })
-    .await;
     // The pipe stays open after the exit (the daemon holds it): the reader learns of the
     // exit from the task that reaps the worker, though it has read many times since.
     let outcome = guarded("a call the worker exits on", runner.call("bye".into())).await;
@@ -629,28 +626,13 @@ fn holds(target: &Path) -> bool {
 
 #[tokio::test]
 async fn the_stderr_reader_stops_with_its_worker_though_a_daemon_holds_the_pipe() {
-    let pid_file = temp_path("hazards-stderr-holder");
-    let _ = std::fs::remove_file(&pid_file);
-    let daemon = KillPidInFile(pid_file.clone());
-    let spec = WorkerSpec::new(python()).args([
-        "-S",
-        "-c",
-        &with_daemon_holding(2, ECHOES),
-        pid_file.to_str().unwrap(),
-    ]);
-    let mut runner = guarded("spawning", Runner::spawn(&spec, Lines::default()))
-        .await
-        .unwrap();
+    let (mut runner, daemon) = beside_a_daemon(2, ECHOES, |spec| spec, Lines::default()).await;
     assert_eq!(
         guarded("a call", runner.call("hello".into()))
             .await
             .unwrap(),
         "hello"
     );
-    eventually("the daemon to hold the worker's stderr", || {
-        read_pid(&pid_file).is_some()
-    })
-    .await;
     let stderr_pipe = std::fs::read_link(format!("/proc/{}/fd/2", runner.pid())).unwrap();
     assert!(holds(&stderr_pipe), "the pool reads the worker's stderr");
     guarded("the shutdown", runner.shutdown()).await;
