@@ -140,13 +140,8 @@ struct Lender<P: Protocol> {
 }
 
 impl<P: Protocol> Lender<P> {
-    /// Requests it has outstanding: calls in flight, and requests given up on that it has
-    /// not answered yet.
-    fn load(&self) -> usize {
-        self.calls.max(self.object.load())
-    }
-
-    /// [`load`](Self::load) if the worker is usable, with one lock of its link.
+    /// Requests it has outstanding (calls in flight, and requests given up on that it has
+    /// not answered yet) if the worker is usable, with one lock of its link.
     fn usable_load(&self) -> Option<usize> {
         let load = self.object.usable_load()?;
         Some(self.calls.max(load))
@@ -276,24 +271,25 @@ impl<P: Protocol> Shared<P> {
         self: &Arc<Self>,
         deadline: Option<Instant>,
     ) -> Result<Arc<MuxRunner<P>>, PoolError<RunnerError>> {
-        let failures_before = self.lent().failures;
+        // The failed starts counted when this caller began, read in its first look's lock.
+        let mut failures_before = None;
         // Most calls find room at once: they never register with `changed`. A call that
         // finds none starts a worker only in the loop, once it is registered to hear of it.
-        if let Some(found) = self.look(failures_before, deadline, false)? {
+        if let Some(found) = self.look(&mut failures_before, deadline, false)? {
             return Ok(found);
         }
         loop {
             // Registered before looking again, so a change in between is not missed.
             let mut changed = std::pin::pin!(self.changed.notified());
             changed.as_mut().enable();
-            if let Some(found) = self.look(failures_before, deadline, true)? {
+            if let Some(found) = self.look(&mut failures_before, deadline, true)? {
                 return Ok(found);
             }
             match deadline {
                 None => changed.await,
                 Some(deadline) => {
                     if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                        return Err(self.timed_out(Some(failures_before)));
+                        return Err(self.timed_out(failures_before));
                     }
                 }
             }
@@ -306,7 +302,7 @@ impl<P: Protocol> Shared<P> {
     /// on the way.
     fn look(
         self: &Arc<Self>,
-        failures_before: u64,
+        failures_before: &mut Option<u64>,
         deadline: Option<Instant>,
         start_if_none: bool,
     ) -> Result<Option<Arc<MuxRunner<P>>>, PoolError<RunnerError>> {
@@ -315,6 +311,7 @@ impl<P: Protocol> Shared<P> {
         if lent.closed {
             return Err(PoolError::Closed);
         }
+        let failures_before = *failures_before.get_or_insert(lent.failures);
         let mut index = 0;
         let mut best: Option<(usize, usize)> = None; // (load, index)
         // One clock read per look, and only when ages matter.
@@ -415,7 +412,7 @@ impl<P: Protocol> Shared<P> {
             let mut lent = self.lent();
             lent.workers
                 .iter_mut()
-                .filter(|w| w.load() == 0 && !w.retiring && w.object.is_usable())
+                .filter(|w| !w.retiring && w.usable_load() == Some(0))
                 .map(|worker| {
                     worker.calls += 1; // so that it is not stopped under the ping
                     Arc::clone(&*worker.object)

@@ -170,8 +170,7 @@ impl<P: Protocol> MuxRunner<P> {
 
     /// Whether the worker can take requests: not faulted, not exited.
     pub(crate) fn is_usable(&self) -> bool {
-        let state = self.link.lock();
-        !(state.faulted || state.exited_at.is_some())
+        self.usable_load().is_some()
     }
 
     /// Requests sent so far.
