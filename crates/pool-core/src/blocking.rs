@@ -10,6 +10,7 @@ use std::thread::Thread;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::error::PoolError;
+use crate::get::Mode;
 use crate::manager::Manager;
 use crate::object::Object;
 use crate::pool::Pool;
@@ -71,7 +72,7 @@ impl<M: Manager> Pool<M> {
     #[track_caller]
     pub fn get_blocking(&self) -> Result<Object<M>, BlockingError<M::Error>> {
         let caller = Location::caller();
-        self.block_on(|pool| pool.get_at(caller))
+        self.block_on(|pool| pool.get_with(pool.shared().config.wait_timeout, Mode::Wait, caller))
     }
 
     /// [`try_get`](Pool::try_get) for synchronous code, as [`get_blocking`](Pool::get_blocking)
@@ -79,7 +80,7 @@ impl<M: Manager> Pool<M> {
     #[track_caller]
     pub fn try_get_blocking(&self) -> Result<Object<M>, BlockingError<M::Error>> {
         let caller = Location::caller();
-        self.block_on(|pool| pool.try_get_at(caller))
+        self.block_on(|pool| pool.get_with(None, Mode::Try, caller))
     }
 
     fn block_on<'a, F>(

@@ -88,7 +88,11 @@ impl<M: Manager> Pool<M> {
     /// Cancel-safe: dropping the future at any point leaks no slot and no object.
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
-        self.get_within(self.shared.config.wait_timeout, Mode::Wait)
+        self.get_with(
+            self.shared.config.wait_timeout,
+            Mode::Wait,
+            Location::caller(),
+        )
     }
 
     /// Like [`get`](Pool::get), with `timeout` as the deadline instead of `wait_timeout`.
@@ -97,7 +101,7 @@ impl<M: Manager> Pool<M> {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
-        self.get_within(Some(timeout), Mode::Wait)
+        self.get_with(Some(timeout), Mode::Wait, Location::caller())
     }
 
     /// Gets an object without queueing behind other callers: an idle one (recycled), or a
@@ -107,43 +111,19 @@ impl<M: Manager> Pool<M> {
     pub fn try_get(
         &self,
     ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
-        self.get_within(None, Mode::Try)
+        self.get_with(None, Mode::Try, Location::caller())
     }
 
-    /// `get`, for a caller located elsewhere (`get_blocking`).
-    pub(crate) fn get_at(
-        &self,
-        caller: &'static Location<'static>,
-    ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + '_ {
-        self.get_timeout_at(self.shared.config.wait_timeout, caller)
-    }
-
-    /// `get` with the deadline `timeout` (`None`: none), for a caller located elsewhere
-    /// (a keyed pool's `get`).
-    pub(crate) fn get_timeout_at(
-        &self,
-        timeout: Option<Duration>,
-        caller: &'static Location<'static>,
-    ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
-        get::get(&self.shared, timeout, Mode::Wait, caller)
-    }
-
-    /// `try_get`, for a caller located elsewhere (`try_get_blocking`).
-    pub(crate) fn try_get_at(
-        &self,
-        caller: &'static Location<'static>,
-    ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + '_ {
-        get::get(&self.shared, None, Mode::Try, caller)
-    }
-
-    /// `#[track_caller]` all the way down, so a leak report names the user's `get` call.
-    #[track_caller]
-    fn get_within(
+    /// Every kind of `get`: until `timeout` (`None`: no deadline), queueing or not
+    /// (`mode`), with `caller` as the call site a leak report names (the user's, taken by
+    /// `#[track_caller]` in each public `get`, the blocking ones and a keyed pool's).
+    pub(crate) fn get_with(
         &self,
         timeout: Option<Duration>,
         mode: Mode,
+        caller: &'static Location<'static>,
     ) -> impl Future<Output = Result<Object<M>, PoolError<M::Error>>> + Send + '_ {
-        get::get(&self.shared, timeout, mode, Location::caller())
+        get::get(&self.shared, timeout, mode, caller)
     }
 
     /// The pool's name (see [`PoolBuilder::name`](crate::PoolBuilder::name)), the `pool`

@@ -19,6 +19,7 @@ use super::object::KeyedObject;
 use crate::builder::PoolBuilder;
 use crate::config::PoolConfig;
 use crate::error::{BuildError, PoolError};
+use crate::get::Mode;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
 use crate::shutdown::ShutdownReport;
@@ -194,7 +195,7 @@ impl<M: KeyedManager> KeyedPool<M> {
         let inner = getting
             .key_pool
             .pool
-            .get_timeout_at(timeout, caller)
+            .get_with(timeout, Mode::Wait, caller)
             .await?;
         getting.served = true;
         Ok(KeyedObject { inner })
