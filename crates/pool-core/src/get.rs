@@ -271,7 +271,7 @@ impl<M: Manager> Get<'_, M> {
         }
         match readying.release() {
             Some(entry) => {
-                shared.recycled.increment();
+                shared.recycled();
                 Ready::Object(entry)
             }
             None => Ready::Rejected { kept_slot: false },

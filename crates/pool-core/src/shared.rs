@@ -17,12 +17,16 @@ use crate::leak;
 use crate::manager::Manager;
 use crate::metrics::DestroyReason;
 use crate::state::{AfterUnlock, State};
-use crate::striped::StripedCounter;
+use crate::striped::StripedCounters;
 
 /// How long a background hook may run when `recycle_timeout` is unset.
 const DEFAULT_BACKGROUND_BOUND: Duration = Duration::from_secs(30);
 
 pub(crate) type PoolState<M> = State<<M as Manager>::Object, <M as Manager>::Error>;
+
+/// Which of `Shared::counts` counts what.
+const RECYCLED: usize = 0;
+const WAIT_NANOS: usize = 1;
 
 /// Aligned so that the `Arc`'s reference counts, which every lent object bumps, sit on a
 /// line of their own before the fields.
@@ -40,11 +44,10 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) runtime: OnceLock<Handle>,
     /// Live `Pool` handles; the last one dropped closes the pool.
     pub(crate) handles: AtomicUsize,
-    /// Successful recycles: counted where they happen, outside the lock.
-    pub(crate) recycled: StripedCounter,
-    /// `Metrics::wait_time` in nanoseconds: a waiter takes its grant without the lock, so
-    /// it counts its wait outside it too.
-    wait_nanos: StripedCounter,
+    /// Counted where they happen, outside the lock: successful recycles (`RECYCLED`) and
+    /// `Metrics::wait_time` in nanoseconds (`WAIT_NANOS`; a waiter takes its grant without
+    /// the lock, so it counts its wait outside it too).
+    counts: StripedCounters<2>,
     /// Set (under the lock) when the pool closes, for a waiter that took its grant without
     /// the lock: closed wins over what it was granted.
     closed: AtomicBool,
@@ -70,8 +73,7 @@ impl<M: Manager> Shared<M> {
             state: CachePadded(Mutex::new(state)),
             runtime: OnceLock::new(),
             handles: AtomicUsize::new(1),
-            recycled: StripedCounter::new(),
-            wait_nanos: StripedCounter::new(),
+            counts: StripedCounters::new(),
             closed: AtomicBool::new(false),
             changed: Notify::new(),
             maintenance_signal: Arc::new(Notify::new()),
@@ -272,15 +274,20 @@ impl<M: Manager> Shared<M> {
     /// Counters since build, as one snapshot.
     pub(crate) fn metrics(&self) -> crate::metrics::Metrics {
         let mut metrics = self.lock().metrics();
-        metrics.recycled = self.recycled.sum();
-        metrics.wait_time = Duration::from_nanos(self.wait_nanos.sum());
+        metrics.recycled = self.counts.sum(RECYCLED);
+        metrics.wait_time = Duration::from_nanos(self.counts.sum(WAIT_NANOS));
         metrics
+    }
+
+    /// Counts a successful recycle.
+    pub(crate) fn recycled(&self) {
+        self.counts.add(RECYCLED, 1);
     }
 
     /// Counts time a caller spent queued (until granted, or until it gave up).
     pub(crate) fn waited(&self, time: Duration) {
-        self.wait_nanos
-            .add(u64::try_from(time.as_nanos()).unwrap_or(u64::MAX));
+        let nanos = u64::try_from(time.as_nanos()).unwrap_or(u64::MAX);
+        self.counts.add(WAIT_NANOS, nanos);
     }
 
     /// Whether the pool has closed, read without the lock: exact for a waiter that took its

@@ -1,4 +1,4 @@
-//! A counter that many threads bump without sharing a cache line.
+//! Counters that many threads bump without sharing a cache line.
 //!
 //! A successful recycle is counted outside the pool's lock (counting it under the lock
 //! would take the lock a second time per `get`). One shared atomic for that is one more
@@ -14,37 +14,33 @@ use crate::cache_padded::CachePadded;
 /// one; threads beyond that share, which stays correct and only costs speed.
 const STRIPES: usize = 16;
 
-/// A monotonic counter striped over cache lines.
-pub(crate) struct StripedCounter {
-    stripes: Box<[CachePadded<AtomicU64>; STRIPES]>,
+/// `N` monotonic counters striped over cache lines: a thread adds to its own stripe, which
+/// holds all `N` (one line per thread, however many counters a pool keeps).
+pub(crate) struct StripedCounters<const N: usize> {
+    stripes: Box<[CachePadded<[AtomicU64; N]>; STRIPES]>,
 }
 
-impl StripedCounter {
+impl<const N: usize> StripedCounters<N> {
     pub(crate) fn new() -> Self {
         Self {
-            stripes: Box::default(),
+            stripes: Box::new(std::array::from_fn(|_| {
+                CachePadded(std::array::from_fn(|_| AtomicU64::new(0)))
+            })),
         }
     }
 
-    /// Adds one, on this thread's stripe.
+    /// Adds `n` to counter `counter`, on this thread's stripe.
     #[inline]
-    pub(crate) fn increment(&self) {
-        self.add(1);
+    pub(crate) fn add(&self, counter: usize, n: u64) {
+        self.stripes[stripe_of_this_thread()].0[counter].fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Adds `n`, on this thread's stripe.
-    #[inline]
-    pub(crate) fn add(&self, n: u64) {
-        self.stripes[stripe_of_this_thread()]
-            .0
-            .fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The total so far. Increments that happen-before this call are all counted.
-    pub(crate) fn sum(&self) -> u64 {
+    /// Counter `counter`'s total so far. Additions that happen-before this call are all
+    /// counted.
+    pub(crate) fn sum(&self, counter: usize) -> u64 {
         self.stripes
             .iter()
-            .map(|stripe| stripe.0.load(Ordering::Relaxed))
+            .map(|stripe| stripe.0[counter].load(Ordering::Relaxed))
             .sum()
     }
 }
@@ -67,13 +63,14 @@ mod tests {
 
     #[test]
     fn counts_from_many_threads_add_up() {
-        let counter = Arc::new(StripedCounter::new());
+        let counters = Arc::new(StripedCounters::<2>::new());
         let threads: Vec<_> = (0..40)
             .map(|_| {
-                let counter = Arc::clone(&counter);
+                let counters = Arc::clone(&counters);
                 std::thread::spawn(move || {
                     for _ in 0..1000 {
-                        counter.increment();
+                        counters.add(0, 1);
+                        counters.add(1, 2);
                     }
                 })
             })
@@ -81,6 +78,6 @@ mod tests {
         for thread in threads {
             thread.join().unwrap();
         }
-        assert_eq!(counter.sum(), 40_000);
+        assert_eq!((counters.sum(0), counters.sum(1)), (40_000, 80_000));
     }
 }
