@@ -225,8 +225,8 @@ fn pipes(placement: Placement, quick: bool) -> Result<Vec<Numbers>> {
     for worker in Worker::ALL {
         // Unpinned, each batch starts a fresh worker, and whether it lands on the caller's
         // vCPU makes a round trip cost about 8 or about 50 us: many short batches average
-        // that lottery out (20 batches of 1,000 gave medians from 1.06x to 1.30x for the
-        // same build; 100 of 200, 1.12x and 1.13x).
+        // that lottery out (20 batches of 1,000 gave medians from 1.06x to 1.30x across
+        // runs a few commits apart; 100 of 200, 1.12x and 1.13x for one build).
         let (batches, batch) = match (quick, worker) {
             (true, _) => (4, 50),
             (false, Worker::Cat) => (100, 200),

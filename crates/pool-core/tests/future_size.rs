@@ -46,10 +46,13 @@ manager!(Light);
 manager!(HeavyRecycle, recycle);
 manager!(HeavyCheck, health_check);
 
+/// The size of a `get` future for `manager`'s pool, printed (`-- --nocapture` shows it).
 fn get_future_size<M: Manager>(manager: M) -> usize {
     let pool = Pool::builder(manager).max_size(1).build().unwrap();
     let get = pool.get();
-    std::mem::size_of_val(&get)
+    let size = std::mem::size_of_val(&get);
+    eprintln!("{}: get future of {size} bytes", std::any::type_name::<M>());
+    size
 }
 
 #[test]
